@@ -1,0 +1,1 @@
+"""The napari plugin: reader, writer, sample data and widgets (the only GUI-aware code)."""

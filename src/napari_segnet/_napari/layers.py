@@ -1,0 +1,101 @@
+"""Turn a MicroscopyImage into napari layer data: one layer per channel, calibrated."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_segnet.io import MicroscopyImage
+
+# Colormaps by dye, stain or protein name (matched as lower-case substrings).
+NAME_COLORMAPS = (
+    (("dapi", "hoechst", "dna", "nuc", "405", "bfp"), "blue"),
+    (("gfp", "fitc", "488", "alexa 488", "af488", "cy2", "yfp", "cellmask"), "green"),
+    (("cy3", "tritc", "rfp", "mcherry", "tdtomato", "555", "561", "568", "594", "texas"), "red"),
+    (("cy5", "647", "633", "640", "far red", "far-red", "cy7", "750"), "magenta"),
+)
+# Colormaps by emission wavelength (nm): upper bound of each band.
+WAVELENGTH_COLORMAPS = ((490, "blue"), (560, "green"), (590, "yellow"), (650, "red"))
+FALLBACK_COLORMAPS = ("magenta", "green", "cyan", "yellow", "red", "blue")
+AXIS_UNITS = {"T": "second", "Z": "micrometer", "Y": "micrometer", "X": "micrometer"}
+CONTRAST_PERCENTILES = (0.5, 99.8)
+MAX_SAMPLE_PIXELS = 2**22
+
+
+def channel_colormap(name: str, wavelength: float | None, index: int, n_channels: int) -> str:
+    """Pick a napari colormap for a channel from its name, else its emission wavelength."""
+    if n_channels == 1:
+        return "gray"
+    lowered = name.casefold()
+    for keys, colormap in NAME_COLORMAPS:
+        if any(key in lowered for key in keys):
+            return colormap
+    if wavelength:
+        return next((cmap for bound, cmap in WAVELENGTH_COLORMAPS if wavelength < bound), "magenta")
+    return FALLBACK_COLORMAPS[index % len(FALLBACK_COLORMAPS)]
+
+
+def contrast_limits(data) -> tuple[float, float]:
+    """Percentile contrast limits from a bounded sample of the data.
+
+    Lazy (dask) data is sampled from a central crop of its middle plane so that
+    opening a multi-gigabyte file does not read it whole.
+    """
+    if not isinstance(data, np.ndarray):
+        middle = tuple(n // 2 for n in data.shape[:-2])
+        plane = data[middle]
+        rows, cols = plane.shape
+        crop = (slice(max(rows // 2 - 1024, 0), rows // 2 + 1024),
+                slice(max(cols // 2 - 1024, 0), cols // 2 + 1024))  # fmt: skip
+        sample = np.asarray(plane[crop])
+    else:
+        step = max(1, int(np.ceil((data.size / MAX_SAMPLE_PIXELS) ** (1 / data.ndim))))
+        sample = data[(slice(None, None, step),) * data.ndim]
+    sample = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
+    if sample.size == 0:
+        return (0.0, 1.0)
+    low, high = (float(v) for v in np.percentile(sample, CONTRAST_PERCENTILES))
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def layer_calibration(image: MicroscopyImage, axes: str) -> dict:
+    """``scale``, ``units`` and ``axis_labels`` for a layer with the given axes."""
+    scale = tuple(image.pixel_size.get(a, 1.0) for a in axes)
+    units = tuple(AXIS_UNITS[a] if a in image.pixel_size else "pixel" for a in axes)
+    return {"scale": scale, "units": units, "axis_labels": tuple(a.lower() for a in axes)}
+
+
+def image_layer_data(image: MicroscopyImage) -> list[tuple]:
+    """napari ``LayerDataTuple``s for an image: one per channel, or one RGB layer."""
+    stem = image.path.name.split(".")[0] if image.path else "image"
+    common = {"pixel_size": dict(image.pixel_size), "source": str(image.path or ""),
+              "file_metadata": dict(image.metadata)}  # fmt: skip
+    if image.is_rgb or image.channel_axis is None:
+        axes = image.axes.replace("S", "")
+        meta = {"axes": image.axes, "channel_names": list(image.channel_names), **common}
+        kwargs = {"name": stem, "rgb": image.is_rgb, "metadata": meta,
+                  **layer_calibration(image, axes)}  # fmt: skip
+        if not image.is_rgb:
+            kwargs["contrast_limits"] = contrast_limits(image.data)
+        return [(image.data, kwargs, "image")]
+
+    channel_axis = image.channel_axis
+    axes = image.axes.replace("C", "")
+    layers = []
+    n = image.n_channels
+    for index in range(n):
+        selection = tuple(
+            index if i == channel_axis else slice(None) for i in range(image.data.ndim)
+        )
+        data = image.data[selection]
+        name = image.channel_names[index] if image.channel_names else f"{stem} [{index}]"
+        wavelength = image.emission_wavelengths[index] if image.emission_wavelengths else None
+        kwargs = {
+            "name": name,
+            "colormap": channel_colormap(name, wavelength, index, n),
+            "blending": "additive",
+            "contrast_limits": contrast_limits(data),
+            "metadata": {"axes": axes, "channel_name": name, "channel_index": index, **common},
+            **layer_calibration(image, axes),
+        }
+        layers.append((data, kwargs, "image"))
+    return layers

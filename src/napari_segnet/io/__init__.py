@@ -1,0 +1,17 @@
+"""Reading microscopy TIFFs and writing labels."""
+
+from .atomic import atomic_path
+from .axes import AxesError
+from .image import MicroscopyImage
+from .reader import ImageReadError, is_tiff_path, read_image
+from .writer import write_labels
+
+__all__ = [
+    "AxesError",
+    "ImageReadError",
+    "MicroscopyImage",
+    "atomic_path",
+    "is_tiff_path",
+    "read_image",
+    "write_labels",
+]

@@ -1,0 +1,225 @@
+"""Read OME-TIFF, ImageJ hyperstacks and plain TIFF into a :class:`MicroscopyImage`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from .axes import AxesError, normalise_axes, validate_axes
+from .image import MicroscopyImage
+from .metadata import read_metadata
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+# Files whose pixels exceed this are opened lazily (memory map or dask) instead of read whole.
+LAZY_THRESHOLD_BYTES = 512 * 2**20
+RGB_NAMES = ("red", "green", "blue", "alpha")
+
+
+class ImageReadError(ValueError):
+    """A file cannot be read as an image; the message is one sentence for the user."""
+
+
+def is_tiff_path(path: str | os.PathLike) -> bool:
+    """Tell whether the path has a TIFF extension (``.tif``, ``.tiff``, ``.ome.tif``...)."""
+    return str(path).lower().endswith(TIFF_SUFFIXES)
+
+
+def read_image(
+    path: str | os.PathLike,
+    *,
+    series: int = 0,
+    level: int = 0,
+    axes: str | None = None,
+    lazy: bool | None = None,
+) -> MicroscopyImage:
+    """Read a microscopy TIFF with its axes, channel names and pixel size.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An OME-TIFF, ImageJ hyperstack or plain TIFF file.
+    series : int, optional
+        Which image series of a multi-series file (default: the first).
+    level : int, optional
+        Pyramid level; 0 is full resolution.
+    axes : str, optional
+        Override the axes (letters from ``"TCZYXS"``, one per non-singleton
+        dimension). By default they come from the file's metadata or, without
+        it, from the rule documented in :mod:`napari_segnet.io.axes`.
+    lazy : bool, optional
+        Return a memory map or dask array instead of reading the pixels. By
+        default files larger than 512 MiB are opened lazily.
+
+    Returns
+    -------
+    MicroscopyImage
+
+    Raises
+    ------
+    ImageReadError
+        If the file is missing, empty, not a TIFF, truncated or otherwise
+        unreadable; the message is a single sentence naming the file.
+
+    """
+    path = Path(path)
+    _check_file(path)
+    with _quiet_tifffile():
+        return _read(path, series, level, axes, lazy)
+
+
+@contextlib.contextmanager
+def _quiet_tifffile():
+    """Silence tifffile's log lines about broken files: our exception says it in one sentence."""
+    logger = logging.getLogger("tifffile")
+    was_disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = was_disabled
+
+
+def _read(path: Path, series: int, level: int, axes: str | None, lazy: bool | None):
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as error:
+        raise ImageReadError(
+            f"Cannot read {path.name}: it is not a valid TIFF file ({error})."
+        ) from None
+    keep_open = False
+    try:
+        image, keep_open = _read_series(tif, path, series, level, axes, lazy)
+        return image
+    except ImageReadError:
+        raise
+    except AxesError as error:
+        raise ImageReadError(f"Cannot read {path.name}: {error}") from error
+    except Exception as error:
+        raise ImageReadError(
+            f"Cannot read {path.name}: the file is damaged or truncated ({error})."
+        ) from error
+    finally:
+        if not keep_open:
+            tif.close()
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ImageReadError(f"Cannot read {path}: the file does not exist.")
+    if path.is_dir():
+        raise ImageReadError(f"Cannot read {path}: it is a folder, not an image file.")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"Cannot read {path.name}: the file is empty.")
+
+
+def _read_series(tif, path, series_index, level, axes, lazy):
+    if not tif.series:
+        raise ImageReadError(f"Cannot read {path.name}: it contains no image.")
+    if not 0 <= series_index < len(tif.series):
+        raise ImageReadError(
+            f"Cannot read series {series_index} of {path.name}: it has {len(tif.series)} series."
+        )
+    series = tif.series[series_index]
+    if not 0 <= level < len(series.levels):
+        raise ImageReadError(
+            f"Cannot read level {level} of {path.name}: it has {len(series.levels)} level(s)."
+        )
+    shape, file_axes = tuple(series.levels[level].shape), series.levels[level].axes
+    if len(shape) < 2 or min(shape) == 0:
+        raise ImageReadError(
+            f"Cannot read {path.name}: its data has shape {shape}, not an image of at least 2-D."
+        )
+    _check_not_truncated(tif, series, path)
+    if axes is None:
+        rgb = series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB
+        axes, inferred = normalise_axes(file_axes, shape, rgb=rgb)
+    else:
+        axes, inferred = validate_axes(axes, len(shape)), False
+
+    if lazy is None:
+        lazy = series.levels[level].nbytes > LAZY_THRESHOLD_BYTES
+    data = _lazy_data(tif, path, series_index, level) if lazy else series.asarray(level=level)
+    if "S" in axes and axes[-1] != "S":  # planar RGB: napari and numpy expect samples last
+        data = np.moveaxis(data, axes.index("S"), -1)
+        axes = axes.replace("S", "") + "S"
+
+    meta = read_metadata(tif, series_index)
+    if axes.endswith("S"):
+        names = RGB_NAMES[: data.shape[-1]]
+    else:
+        names = _channel_names(meta.channel_names, axes, data.shape)
+    wavelengths = (
+        tuple(meta.emission_wavelengths)
+        if len(meta.emission_wavelengths) == len(names)
+        else (None,) * len(names)
+    )
+    extra = {
+        **meta.extra,
+        "series": series_index,
+        "n_series": len(tif.series),
+        "level": level,
+        "n_levels": len(series.levels),
+        "file_axes": file_axes,
+        "axes_inferred": inferred,
+        "dtype": str(series.dtype),
+        "lazy": bool(lazy),
+    }
+    pixel_size = {a: s for a, s in meta.pixel_size.items() if a in axes}
+    if level > 0:
+        # Each pyramid level halves (or otherwise divides) Y and X: rescale their pixel size.
+        full = series.levels[0].shape
+        for axis in "YX":
+            if axis in pixel_size:
+                i = file_axes.index(axis)
+                pixel_size[axis] *= full[series.levels[0].axes.index(axis)] / shape[i]
+    image = MicroscopyImage(
+        data=data,
+        axes=axes,
+        channel_names=names,
+        pixel_size=pixel_size,
+        emission_wavelengths=wavelengths,
+        path=path,
+        metadata=extra,
+    )
+    # A memory map or zarr store reads from the open file handle later.
+    return image, bool(lazy)
+
+
+def _check_not_truncated(tif, series, path: Path) -> None:
+    """Fail early, while we can still say why, if image data lies beyond the end of the file."""
+    size = os.path.getsize(path)
+    if series.dataoffset is not None:  # contiguous: one check covers every plane
+        end = series.dataoffset + series.nbytes
+    else:
+        page = series.keyframe if len(tif.pages) == 1 else tif.pages[len(tif.pages) - 1]
+        ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts) if n]
+        end = max(ends, default=0)
+    if end > size:
+        raise ImageReadError(
+            f"Cannot read {path.name}: the file is truncated ({size} bytes, "
+            f"image data runs to byte {end})."
+        )
+
+
+def _lazy_data(tif, path: Path, series_index: int, level: int):
+    try:
+        return tifffile.memmap(path, series=series_index, level=level, mode="r")
+    except (ValueError, TypeError):
+        pass  # compressed or tiled: read on demand through zarr
+    import dask.array as da
+    import zarr
+
+    store = tif.series[series_index].aszarr(level=level)
+    return da.from_zarr(zarr.open(store, mode="r"))
+
+
+def _channel_names(file_names: list[str], axes: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    if "C" not in axes:
+        return (file_names[0],) if len(file_names) == 1 and file_names[0] else ()
+    n = shape[axes.index("C")]
+    names = list(file_names[:n]) if len(file_names) >= n else []
+    return tuple(name or f"Channel {i}" for i, name in enumerate(names or [""] * n))

@@ -1,0 +1,49 @@
+"""Write measurement tables to disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from napari_segnet.io.atomic import atomic_path
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write `table` to a CSV file atomically, without the index.
+
+    The table is first written to a temporary file in the destination folder
+    and then renamed, so a reader never sees a half-written CSV and a failed
+    write leaves any previous file untouched.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The measurements, e.g. from :func:`napari_segnet.measure.measure`.
+    path : str or os.PathLike
+        The destination file. Its folder must already exist.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the destination folder does not exist (an :class:`OSError`).
+    PermissionError
+        If the destination folder is not writable (an :class:`OSError`).
+
+    """
+    destination = Path(path)
+    folder = destination.parent
+    # Checked up front so the user reads one clear sentence, not a temp-file name.
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Cannot write {destination}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"Cannot write {destination}: the folder {folder} is not writable.")
+    with atomic_path(destination) as temporary:
+        table.to_csv(temporary, index=False)
+    return destination
