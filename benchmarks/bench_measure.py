@@ -38,9 +38,10 @@ def make_data(seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
         dy = ly[None] - centre[0, cells, None, None]
         dx = lx[None] - centre[1, cells, None, None]
         cos, sin = np.cos(angle[cells])[:, None, None], np.sin(angle[cells])[:, None, None]
-        u, v = (dy * cos + dx * sin) / semi[0, cells, None, None], (dx * cos - dy * sin) / semi[
-            1, cells, None, None
-        ]
+        u, v = (
+            (dy * cos + dx * sin) / semi[0, cells, None, None],
+            (dx * cos - dy * sin) / semi[1, cells, None, None],
+        )
         inside = u * u + v * v <= 1
         band = np.where(inside, (cells + 1)[:, None, None], 0)  # (COLS, CELL, CELL)
         labels[row * CELL : (row + 1) * CELL] = band.transpose(1, 0, 2).reshape(CELL, -1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,7 @@ def _read(path: Path, series: int, level: int, axes: str | None, lazy: bool | No
         tif = tifffile.TiffFile(path)
     except Exception as error:
         raise ImageReadError(
-            f"Cannot read {path.name}: it is not a valid TIFF file ({error})."
+            f"Cannot read {path.name}: it is not a valid TIFF file{_detail(error)}."
         ) from None
     keep_open = False
     try:
@@ -100,11 +101,19 @@ def _read(path: Path, series: int, level: int, axes: str | None, lazy: bool | No
         raise ImageReadError(f"Cannot read {path.name}: {error}") from error
     except Exception as error:
         raise ImageReadError(
-            f"Cannot read {path.name}: the file is damaged or truncated ({error})."
+            f"Cannot read {path.name}: the file is damaged or truncated{_detail(error)}."
         ) from error
     finally:
         if not keep_open:
             tif.close()
+
+
+def _detail(error: Exception) -> str:
+    """The error's own message on one line, in parentheses (empty if it has none)."""
+    text = " ".join(str(error).split())
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f" ({text})" if text else ""
 
 
 def _check_file(path: Path) -> None:
@@ -133,7 +142,7 @@ def _read_series(tif, path, series_index, level, axes, lazy):
         raise ImageReadError(
             f"Cannot read {path.name}: its data has shape {shape}, not an image of at least 2-D."
         )
-    _check_not_truncated(tif, series, path)
+    _check_not_truncated(tif, series.levels[level], path)
     if axes is None:
         rgb = series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB
         axes, inferred = normalise_axes(file_axes, shape, rgb=rgb)
@@ -157,6 +166,7 @@ def _read_series(tif, path, series_index, level, axes, lazy):
         if len(meta.emission_wavelengths) == len(names)
         else (None,) * len(names)
     )
+    pixel_size = {a: s for a, s in meta.pixel_size.items() if a in axes}
     extra = {
         **meta.extra,
         "series": series_index,
@@ -167,8 +177,9 @@ def _read_series(tif, path, series_index, level, axes, lazy):
         "axes_inferred": inferred,
         "dtype": str(series.dtype),
         "lazy": bool(lazy),
+        # MicroscopyImage.spacing takes a missing Z step as 1 µm: say so.
+        "z_step_assumed": "Z" in axes and {"Y", "X"} <= pixel_size.keys() and "Z" not in pixel_size,
     }
-    pixel_size = {a: s for a, s in meta.pixel_size.items() if a in axes}
     if level > 0:
         # Each pyramid level halves (or otherwise divides) Y and X: rescale their pixel size.
         full = series.levels[0].shape
@@ -185,24 +196,65 @@ def _read_series(tif, path, series_index, level, axes, lazy):
         path=path,
         metadata=extra,
     )
-    # A memory map or zarr store reads from the open file handle later.
-    return image, bool(lazy)
+    # A zarr store reads from the open file handle later; a memory map has its own.
+    return image, bool(lazy) and not isinstance(data, np.ndarray)
 
 
 def _check_not_truncated(tif, series, path: Path) -> None:
-    """Fail early, while we can still say why, if image data lies beyond the end of the file."""
+    """Fail early, while we can still say why, if image data lies beyond the end of the file.
+
+    ``series`` is the pyramid level being read. Besides its data, the chain of
+    image file directories is checked: a file cut between two images otherwise
+    reads as a valid file with fewer planes, or with different axes.
+    """
     size = os.path.getsize(path)
+    following = _next_ifd_offset(tif, tif.pages[len(tif.pages) - 1])
+    if following and not _ifd_fits(tif, following, size):
+        raise ImageReadError(
+            f"Cannot read {path.name}: the file is truncated ({size} bytes, "
+            f"its next image starts at byte {following})."
+        )
     if series.dataoffset is not None:  # contiguous: one check covers every plane
         end = series.dataoffset + series.nbytes
     else:
-        page = series.keyframe if len(tif.pages) == 1 else tif.pages[len(tif.pages) - 1]
-        ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts) if n]
+        # Data is written in order: the last planes (of the file and of the series) end last.
+        pages = (series.keyframe, series.pages[len(series.pages) - 1], tif.pages[len(tif.pages) - 1])
+        ends = [
+            o + n
+            for page in pages
+            if page is not None
+            for o, n in zip(page.dataoffsets, page.databytecounts)
+            if n
+        ]
         end = max(ends, default=0)
     if end > size:
         raise ImageReadError(
             f"Cannot read {path.name}: the file is truncated ({size} bytes, "
             f"image data runs to byte {end})."
         )
+
+
+def _next_ifd_offset(tif, page) -> int | None:
+    """Offset of the image file directory after ``page``'s (0 for none, None if unreadable)."""
+    tiff, fh = tif.tiff, tif.filehandle
+    fh.seek(page.offset)
+    raw = fh.read(tiff.tagnosize)
+    if len(raw) < tiff.tagnosize:
+        return None
+    (count,) = struct.unpack(tiff.tagnoformat, raw)
+    fh.seek(page.offset + tiff.tagnosize + count * tiff.tagsize)
+    raw = fh.read(tiff.offsetsize)
+    return struct.unpack(tiff.offsetformat, raw)[0] if len(raw) == tiff.offsetsize else None
+
+
+def _ifd_fits(tif, offset: int, size: int) -> bool:
+    """Tell whether a whole image file directory starts at ``offset`` within ``size`` bytes."""
+    tiff, fh = tif.tiff, tif.filehandle
+    if offset + tiff.tagnosize > size:
+        return False
+    fh.seek(offset)
+    (count,) = struct.unpack(tiff.tagnoformat, fh.read(tiff.tagnosize))
+    return offset + tiff.tagnosize + count * tiff.tagsize + tiff.offsetsize <= size
 
 
 def _lazy_data(tif, path: Path, series_index: int, level: int):

@@ -1,21 +1,25 @@
-"""Per-object properties of a label image: shape in pixels and micrometres, intensity per channel."""
+"""Per-object properties of a label image: shape, in pixels and micrometres, and intensities."""
 
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from skimage.measure import regionprops
+from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
 _AXES = ("YX", "ZYX", "TYX", "TZYX")
 _STATS = ("mean", "max", "min", "std", "sum")
-# Above this many label values per pixel a lookup table would cost more than a sort.
+# Label ids up to this many per pixel are mapped with a lookup table, larger ones by sorting.
 _LUT_SLACK = 2
+# scikit-image's weights for the 4-connected perimeter, indexed by the neighbourhood code.
+_PERIMETER_WEIGHTS = np.zeros(50)
+_PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1
+_PERIMETER_WEIGHTS[[21, 33]] = np.sqrt(2)
+_PERIMETER_WEIGHTS[[13, 23]] = (1 + np.sqrt(2)) / 2
 
 
 def sanitise_channel_names(names: Sequence[Any]) -> list[str]:
@@ -237,32 +241,32 @@ def _measure_frame(
     flat = labels.reshape(-1)
     fg = np.flatnonzero(flat)
     if fg.size == 0:
-        return _empty_like_spec(labels.ndim, names, spacing)
+        return {name: np.empty(0, dt) for name, dt in _column_spec(labels.ndim, names, spacing)}
     ids, idx = _compact_ids(flat[fg], flat.size)
-    n = ids.size
-    counts = np.bincount(idx, minlength=n).astype(np.float64)
+    counts = np.bincount(idx, minlength=ids.size).astype(np.float64)
     coords = np.unravel_index(fg, labels.shape)
-    columns = {"label": ids.astype(np.int64)}
-    columns |= _geometry(idx, counts, coords, spacing)
-    compact = np.zeros(labels.shape, dtype=np.int32 if n < 2**31 else np.int64)
-    compact.reshape(-1)[fg] = idx + 1
-    columns |= _hull_and_perimeter(compact, spacing)
+    columns = {"label": ids.astype(np.int64)} | _geometry(idx, counts, coords, spacing)
+    # Rows 1..n on a zero border: label ids of any size or dtype, neighbours never out of bounds.
+    padded = np.zeros(
+        [s + 2 for s in labels.shape], dtype=np.int32 if ids.size < 2**31 else np.int64
+    )
+    padded[tuple(c + 1 for c in coords)] = idx + 1
+    columns["solidity"] = _solidities(padded[(slice(1, -1),) * labels.ndim])
+    if labels.ndim == 2:
+        columns["perimeter_px"] = _perimeters(padded, ids.size)
+        if spacing is not None:
+            columns["perimeter_um"] = columns["perimeter_px"] * spacing[0]
     for name, channel in zip(names, channels):
         values = np.asarray(channel).reshape(-1)[fg].astype(np.float64)
         columns |= _intensity(idx, counts, values, name)
     return columns
 
 
-def _empty_like_spec(ndim: int, names: list[str], spacing: np.ndarray | None) -> dict:
-    return {name: np.empty(0, dtype) for name, dtype in _column_spec(ndim, names, spacing)}
-
-
 def _geometry(
     idx: np.ndarray, counts: np.ndarray, coords: tuple, spacing: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     ndim, n = len(coords), counts.size
-    letters = "zyx"[-ndim:]
-    size = "area" if ndim == 2 else "volume"
+    size, unit = ("area", "um2") if ndim == 2 else ("volume", "um3")
     out: dict[str, np.ndarray] = {f"{size}_px": counts.astype(np.int64)}
     centroid = [np.bincount(idx, c, minlength=n) / counts for c in coords]
     # Second pass on centred coordinates: no cancellation for objects far from the origin.
@@ -273,71 +277,79 @@ def _geometry(
             cov[:, i, j] = cov[:, j, i] = (
                 np.bincount(idx, delta[i] * delta[j], minlength=n) / counts
             )
-    for a, c in zip(letters, centroid):
-        out[f"centroid_{a}_px"] = c
-    for a, c in zip(letters, coords):
-        low = np.full(n, np.iinfo(np.intp).max, dtype=np.intp)
-        high = np.full(n, -1, dtype=np.intp)
+    for a, c, m in zip("zyx"[-ndim:], coords, centroid):
+        low, high = np.full(n, np.iinfo(np.intp).max), np.full(n, -1)
         np.minimum.at(low, idx, c)
         np.maximum.at(high, idx, c)
-        out[f"bbox_{a}_min"], out[f"bbox_{a}_max"] = low, high + 1
-    shape_px = _inertia_shape(cov)
-    out["major_axis_length_px"], out["minor_axis_length_px"] = shape_px[:2]
-    if spacing is None:
-        out["eccentricity"], out["orientation"] = shape_px[2:]
-        return out
-    unit = "um2" if ndim == 2 else "um3"
-    out[f"{size}_{unit}"] = counts * np.prod(spacing)
-    for a, c, s in zip(letters, centroid, spacing):
-        out[f"centroid_{a}_um"] = c * s
-    shape_um = _inertia_shape(cov * np.outer(spacing, spacing))
-    out["major_axis_length_um"], out["minor_axis_length_um"] = shape_um[:2]
-    out["eccentricity"], out["orientation"] = shape_um[2:]
+        out |= {f"centroid_{a}_px": m, f"bbox_{a}_min": low, f"bbox_{a}_max": high + 1}
+    out |= _inertia_shape(cov, "px")
+    if spacing is not None:
+        out[f"{size}_{unit}"] = counts * np.prod(spacing)
+        out |= {f"centroid_{a}_um": m * s for a, m, s in zip("zyx"[-ndim:], centroid, spacing)}
+        # Calibrated eccentricity and orientation replace the pixel-grid ones.
+        out |= _inertia_shape(cov * np.outer(spacing, spacing), "um")
     return out
 
 
-def _inertia_shape(cov: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Major, minor axis lengths, eccentricity and orientation as in scikit-image.
+def _inertia_shape(cov: np.ndarray, unit: str) -> dict[str, np.ndarray]:
+    """Axis lengths, eccentricity and orientation with scikit-image's formulas.
 
-    ``cov`` holds the per-object covariance of pixel coordinates, shape
-    ``(n, ndim, ndim)``. scikit-image's inertia tensor is ``trace(cov) * I - cov``.
+    ``cov`` is the per-object covariance of the pixel coordinates, shape
+    ``(n, ndim, ndim)``; scikit-image's inertia tensor is ``trace(cov) * I - cov``.
     """
     ndim = cov.shape[-1]
-    tensor = np.trace(cov, axis1=1, axis2=2)[:, None, None] * np.eye(ndim) - cov
+    tensor = -cov  # kept negated, not 0 - cov: the sign of a zero picks orientation's branch
+    tensor[:, range(ndim), range(ndim)] += np.trace(cov, axis1=1, axis2=2)[:, None]
     ev = np.clip(np.linalg.eigvalsh(tensor), 0, None)[:, ::-1]  # descending
     if ndim == 3:
         major = np.sqrt(np.clip(10 * (ev[:, 0] + ev[:, 1] - ev[:, 2]), 0, None))
         minor = np.sqrt(np.clip(10 * (-ev[:, 0] + ev[:, 1] + ev[:, 2]), 0, None))
-        return major, minor, np.full_like(major, np.nan), np.full_like(major, np.nan)
-    major, minor = 4 * np.sqrt(ev[:, 0]), 4 * np.sqrt(ev[:, 1])
+        return {f"major_axis_length_{unit}": major, f"minor_axis_length_{unit}": minor}
     with np.errstate(divide="ignore", invalid="ignore"):
         eccentricity = np.where(ev[:, 0] == 0, 0.0, np.sqrt(1 - ev[:, 1] / ev[:, 0]))
     a, b, c = tensor[:, 0, 0], tensor[:, 0, 1], tensor[:, 1, 1]
     orientation = np.where(
         a - c == 0, np.where(b < 0, np.pi / 4, -np.pi / 4), 0.5 * np.arctan2(-2 * b, c - a)
     )
-    return major, minor, eccentricity, orientation + 0.0  # + 0.0 turns -0.0 into 0.0
+    return {
+        f"major_axis_length_{unit}": 4 * np.sqrt(ev[:, 0]),
+        f"minor_axis_length_{unit}": 4 * np.sqrt(ev[:, 1]),
+        "eccentricity": eccentricity,
+        "orientation": orientation + 0.0,  # -0.0 -> 0.0
+    }
 
 
-def _hull_and_perimeter(compact: np.ndarray, spacing: np.ndarray | None) -> dict[str, np.ndarray]:
-    # Convex hulls and boundary tracing are per object by nature: this is the slow part.
-    regions = regionprops(compact)
-    out = {"solidity": np.array([_solidity(r) for r in regions], dtype=np.float64)}
-    if compact.ndim == 2:
-        out["perimeter_px"] = np.array([r.perimeter for r in regions], dtype=np.float64)
-        if spacing is not None and np.all(spacing == spacing[0]):
-            out["perimeter_um"] = out["perimeter_px"] * spacing[0]
+def _solidities(compact: np.ndarray) -> np.ndarray:
+    """Pixel count over convex hull pixel count, as ``regionprops(...).solidity``."""
+    # Convex hulls are per object by nature: this loop is most of measure()'s time.
+    out = np.empty(int(compact.max()))
+    for i, box in enumerate(ndi.find_objects(compact)):
+        mask = compact[box] == i + 1
+        if mask.ndim == 3 and min(mask.shape) == 1:
+            # A one-voxel-thick object has a flat 3D hull: use the hull of its 2D slice.
+            mask = np.take(mask, 0, axis=int(np.argmin(mask.shape)))
+        out[i] = np.count_nonzero(mask) / np.count_nonzero(convex_hull_image(mask))
     return out
 
 
-def _solidity(region: Any) -> float:
-    mask = region.image
-    if mask.ndim == 3 and min(mask.shape) == 1:
-        flat = np.take(mask, 0, axis=int(np.argmin(mask.shape)))
-        return float(mask.sum() / convex_hull_image(flat).sum())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return float(region.solidity)
+def _perimeters(padded: np.ndarray, n: int) -> np.ndarray:
+    """``skimage.measure.perimeter(mask, 4)`` of every object of a zero-bordered 2D image."""
+    flat, width = padded.reshape(-1), padded.shape[1]
+    pos = np.flatnonzero(flat)
+    lab = flat[pos]
+    # Border pixels: those that a 4-connected erosion of their own object removes.
+    edge = np.zeros(pos.size, dtype=bool)
+    for step in (-width, width, -1, 1):
+        edge |= flat[pos + step] != lab
+    pos, lab = pos[edge], lab[edge]
+    border = np.zeros_like(flat)
+    border[pos] = lab
+    # The code scikit-image gets by convolving the border with [[10,2,10],[2,1,2],[10,2,10]].
+    code = np.ones(pos.size, dtype=np.intp)
+    diagonals = (-width - 1, -width + 1, width - 1, width + 1)
+    for step, weight in [(s, 2) for s in (-width, width, -1, 1)] + [(s, 10) for s in diagonals]:
+        code += weight * (border[pos + step] == lab)
+    return np.bincount(lab - 1, _PERIMETER_WEIGHTS[code], minlength=n)
 
 
 def _intensity(

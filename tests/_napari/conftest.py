@@ -1,0 +1,28 @@
+import numpy as np
+import pytest
+import tifffile
+
+
+@pytest.fixture
+def ome_two_channel(tmp_path):
+    """A CZYX OME-TIFF with named channels, emission wavelengths and anisotropic voxels."""
+    rng = np.random.default_rng(1)
+    data = rng.integers(100, 4000, size=(2, 3, 48, 64), dtype=np.uint16)
+    path = tmp_path / "embryo.ome.tif"
+    tifffile.imwrite(
+        path, data, ome=True,
+        metadata={
+            "axes": "CZYX", "PhysicalSizeX": 0.325, "PhysicalSizeY": 0.325,
+            "PhysicalSizeZ": 1.5,
+            "Channel": {"Name": ["DAPI", "Alexa 647"], "EmissionWavelength": [461.0, 668.0]},
+        },
+    )  # fmt: skip
+    return path, data
+
+
+@pytest.fixture(autouse=True)
+def _discover_plugins():
+    """Make sure npe2 has found this package's manifest (through its entry point)."""
+    import npe2
+
+    npe2.PluginManager.instance().discover()

@@ -1,0 +1,91 @@
+"""The npe2 reader contribution, exercised through npe2 as napari calls it."""
+
+import npe2
+import numpy as np
+import pytest
+import tifffile
+
+from napari_segnet._napari.reader import napari_get_reader
+from napari_segnet.io import ImageReadError
+
+
+def read(path):
+    return npe2.read([str(path)], stack=False, plugin_name="napari-segnet")
+
+
+def test_ome_tiff_opens_as_one_calibrated_layer_per_channel(ome_two_channel):
+    path, data = ome_two_channel
+    layers = read(path)
+    assert [kwargs["name"] for _, kwargs, _ in layers] == ["DAPI", "Alexa 647"]
+    assert [layer_type for *_, layer_type in layers] == ["image", "image"]
+    for index, (layer_data, kwargs, _) in enumerate(layers):
+        np.testing.assert_array_equal(np.asarray(layer_data), data[index])
+        assert kwargs["scale"] == pytest.approx((1.5, 0.325, 0.325))
+        assert kwargs["axis_labels"] == ("z", "y", "x")
+        assert kwargs["units"] == ("micrometer",) * 3
+        low, high = kwargs["contrast_limits"]
+        assert data[index].min() <= low < high <= data[index].max()
+        assert kwargs["blending"] == "additive"
+    assert [kwargs["colormap"] for _, kwargs, _ in layers] == ["blue", "magenta"]
+
+
+def test_channels_without_names_are_coloured_by_emission_wavelength(tmp_path):
+    path = tmp_path / "unnamed.ome.tif"
+    tifffile.imwrite(
+        path, np.zeros((3, 16, 16), np.uint8), ome=True,
+        metadata={"axes": "CYX", "Channel": {"EmissionWavelength": [520.0, 610.0, 450.0]}},
+    )  # fmt: skip
+    layers = read(path)
+    assert [kwargs["colormap"] for _, kwargs, _ in layers] == ["green", "red", "blue"]
+    assert [kwargs["name"] for _, kwargs, _ in layers] == ["Channel 0", "Channel 1", "Channel 2"]
+
+
+def test_imagej_time_series_keeps_time_and_z_as_layer_dimensions(tmp_path):
+    data = np.arange(2 * 3 * 2 * 8 * 9, dtype=np.uint16).reshape(2, 3, 2, 8, 9)
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(
+        path, data, imagej=True, resolution=(1 / 0.2, 1 / 0.2),
+        metadata={"axes": "TZCYX", "unit": "um", "spacing": 0.8, "finterval": 30.0,
+                  "Labels": ["H2B-GFP", "membrane"] * 6},
+    )  # fmt: skip
+    layers = read(path)
+    assert [kwargs["name"] for _, kwargs, _ in layers] == ["H2B-GFP", "membrane"]
+    layer_data, kwargs, _ = layers[1]
+    assert layer_data.shape == (2, 3, 8, 9)
+    np.testing.assert_array_equal(np.asarray(layer_data), data[:, :, 1])
+    assert kwargs["axis_labels"] == ("t", "z", "y", "x")
+    assert kwargs["scale"] == pytest.approx((30.0, 0.8, 0.2, 0.2))
+    assert kwargs["units"] == ("second", "micrometer", "micrometer", "micrometer")
+
+
+def test_uncalibrated_rgb_is_one_rgb_layer_in_pixels(tmp_path):
+    path = tmp_path / "he.tif"
+    tifffile.imwrite(path, np.zeros((20, 30, 3), np.uint8), photometric="rgb")
+    (layer_data, kwargs, _), = read(path)  # fmt: skip
+    assert kwargs["rgb"] is True
+    assert layer_data.shape == (20, 30, 3)
+    assert kwargs["units"] == ("pixel", "pixel")
+    assert kwargs["scale"] == (1.0, 1.0)
+
+
+def test_reader_declines_paths_that_are_not_tiff():
+    assert napari_get_reader("cells.png") is None
+    assert napari_get_reader(["a.tif", "b.czi"]) is None
+    assert napari_get_reader("a.ome.tiff") is not None
+    assert napari_get_reader(["a.tif", "b.TIFF"]) is not None
+
+
+def test_reader_is_offered_for_ome_tiff_by_npe2(tmp_path):
+    readers = npe2.PluginManager.instance().iter_compatible_readers([str(tmp_path / "x.ome.tif")])
+    assert "napari-segnet" in {reader.plugin_name for reader in readers}
+
+
+@pytest.mark.parametrize("content", [b"", b"GIF89a not a tiff at all", b"II*\x00\x08\x00\x00"])
+def test_broken_files_give_one_clear_sentence(tmp_path, content):
+    path = tmp_path / "broken.tif"
+    path.write_bytes(content)
+    with pytest.raises(ImageReadError) as caught:
+        read(path)
+    message = str(caught.value)
+    assert message.startswith("Cannot read broken.tif")
+    assert "\n" not in message

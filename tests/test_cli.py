@@ -1,0 +1,140 @@
+"""The napari-segnet command line, run as a user would, in a subprocess."""
+
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from skimage.draw import disk
+
+import napari_segnet
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "napari_segnet.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def assert_one_sentence_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert "Traceback" not in message
+    assert len(message.splitlines()) == 1
+    assert message.startswith("napari-segnet: error: ")
+    return message
+
+
+@pytest.fixture
+def calibrated_pair(tmp_path):
+    """A 2-channel OME-TIFF (0.5 µm pixels) and matching labels with two disks."""
+    labels = np.zeros((80, 100), np.uint16)
+    labels[disk((20, 25), 10)] = 3
+    labels[disk((55, 70), 15)] = 8
+    rng = np.random.default_rng(0)
+    dna = rng.normal(100, 5, labels.shape) + 500 * (labels > 0)
+    other = rng.normal(50, 5, labels.shape) + 80 * (labels == 8)
+    image = np.stack([dna, other]).clip(0, 65535).astype(np.uint16)
+    image_path, labels_path = tmp_path / "cells.ome.tif", tmp_path / "cells_labels.tif"
+    tifffile.imwrite(
+        image_path, image, ome=True,
+        metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+                  "Channel": {"Name": ["Hoechst 33342", "GFP"]}},
+    )  # fmt: skip
+    tifffile.imwrite(labels_path, labels)
+    return image_path, labels_path, image, labels
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "measure" in result.stdout and "info" in result.stdout
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"napari-segnet {napari_segnet.__version__}"
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "napari-segnet"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert result.returncode == 0
+
+
+def test_info_reports_versions_and_why_each_device_is_or_is_not_usable():
+    result = run_cli("info")
+    assert result.returncode == 0, result.stderr
+    import torch
+
+    assert f"torch {version('torch')}" in result.stdout
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert "usable" in lines["cpu"] and "not usable" not in lines["cpu"]
+    cuda_usable = torch.cuda.is_available()
+    assert ("not usable" in lines["cuda"]) is not cuda_usable
+    assert len(lines["cuda"].split(":", 1)[1].strip()) > 5  # a reason or the GPU's name
+
+
+def test_measure_writes_physical_units_and_every_channel(calibrated_pair, tmp_path):
+    image_path, labels_path, image, labels = calibrated_pair
+    out = tmp_path / "results" / "table.csv"
+    result = run_cli("measure", "--image", image_path, "--labels", labels_path, "--out", out)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out)
+    assert list(table["label"]) == [3, 8]
+    for label in (3, 8):
+        row = table.set_index("label").loc[label]
+        mask = labels == label
+        assert row["area_px"] == mask.sum()
+        assert row["area_um2"] == pytest.approx(mask.sum() * 0.25)
+        ys, xs = np.nonzero(mask)
+        assert row["centroid_y_um"] == pytest.approx(ys.mean() * 0.5)
+        assert row["centroid_x_um"] == pytest.approx(xs.mean() * 0.5)
+        assert row["intensity_mean_Hoechst_33342"] == pytest.approx(image[0][mask].mean())
+        assert row["intensity_max_GFP"] == image[1][mask].max()
+
+
+@pytest.mark.parametrize(
+    "problem",
+    ["missing image", "not a tiff", "shape mismatch", "float labels", "output under a file"],
+)
+def test_measure_errors_are_one_sentence_and_leave_no_output(problem, calibrated_pair, tmp_path):
+    image_path, labels_path, _, labels = calibrated_pair
+    out = tmp_path / "table.csv"
+    if problem == "missing image":
+        image_path = tmp_path / "nothing.tif"
+    elif problem == "not a tiff":
+        image_path.write_bytes(b"this is not an image")
+    elif problem == "shape mismatch":
+        tifffile.imwrite(labels_path, labels[:40])
+    elif problem == "float labels":
+        tifffile.imwrite(labels_path, labels.astype(np.float32))
+    else:
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        out = blocker / "table.csv"
+    result = run_cli("measure", "--image", image_path, "--labels", labels_path, "--out", out)
+    assert_one_sentence_error(result)
+    assert not out.exists()
+    assert not [p for p in tmp_path.rglob("*.csv")]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    missing = tmp_path / "nothing.tif"
+    out = tmp_path / "t.csv"
+    result = run_cli("measure", "--image", missing, "--labels", missing, "--out", out, "--debug")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+
+
+def test_missing_required_argument_is_a_usage_error():
+    result = run_cli("measure", "--image", "a.tif")
+    assert result.returncode == 2
+    assert "--labels" in result.stderr
