@@ -109,7 +109,7 @@ def _read(path: Path, series: int, level: int, axes: str | None, lazy: bool | No
 
 
 def _detail(error: Exception) -> str:
-    """The error's own message on one line, in parentheses (empty if it has none)."""
+    """Return the error's message on one line, in parentheses (empty if it has none)."""
     text = " ".join(str(error).split())
     if len(text) > 200:
         text = text[:197] + "..."
@@ -203,22 +203,22 @@ def _read_series(tif, path, series_index, level, axes, lazy):
 def _check_not_truncated(tif, series, path: Path) -> None:
     """Fail early, while we can still say why, if image data lies beyond the end of the file.
 
-    ``series`` is the pyramid level being read. Besides its data, the chain of
-    image file directories is checked: a file cut between two images otherwise
-    reads as a valid file with fewer planes, or with different axes.
+    ``series`` is the pyramid level being read. The chain of image file
+    directories is checked too: a file cut between two images would otherwise
+    read as a valid file with fewer planes, or even with other axes.
     """
     size = os.path.getsize(path)
-    following = _next_ifd_offset(tif, tif.pages[len(tif.pages) - 1])
-    if following and not _ifd_fits(tif, following, size):
+    if not _ifd_chain_complete(tif, size):
         raise ImageReadError(
             f"Cannot read {path.name}: the file is truncated ({size} bytes, "
-            f"its next image starts at byte {following})."
+            "it ends where its next image should begin)."
         )
     if series.dataoffset is not None:  # contiguous: one check covers every plane
         end = series.dataoffset + series.nbytes
     else:
-        # Data is written in order: the last planes (of the file and of the series) end last.
-        pages = (series.keyframe, series.pages[len(series.pages) - 1], tif.pages[len(tif.pages) - 1])
+        # Data is written in order: the last planes (of the series and of the file) end last.
+        last = tif.pages[len(tif.pages) - 1]
+        pages = (series.keyframe, series.pages[len(series.pages) - 1], last)
         ends = [
             o + n
             for page in pages
@@ -234,27 +234,31 @@ def _check_not_truncated(tif, series, path: Path) -> None:
         )
 
 
-def _next_ifd_offset(tif, page) -> int | None:
-    """Offset of the image file directory after ``page``'s (0 for none, None if unreadable)."""
-    tiff, fh = tif.tiff, tif.filehandle
-    fh.seek(page.offset)
-    raw = fh.read(tiff.tagnosize)
-    if len(raw) < tiff.tagnosize:
-        return None
-    (count,) = struct.unpack(tiff.tagnoformat, raw)
-    fh.seek(page.offset + tiff.tagnosize + count * tiff.tagsize)
-    raw = fh.read(tiff.offsetsize)
-    return struct.unpack(tiff.offsetformat, raw)[0] if len(raw) == tiff.offsetsize else None
+def _ifd_chain_complete(tif, size: int) -> bool:
+    """Tell whether the last image file directory tifffile found is really the last one.
 
-
-def _ifd_fits(tif, offset: int, size: int) -> bool:
-    """Tell whether a whole image file directory starts at ``offset`` within ``size`` bytes."""
+    tifffile stops, with a log line only, at a directory that lies beyond the
+    end of the file or does not fit in it.
+    """
     tiff, fh = tif.tiff, tif.filehandle
-    if offset + tiff.tagnosize > size:
+
+    def read(offset: int, fmt: str, nbytes: int) -> int | None:
+        if offset + nbytes > size:
+            return None
+        fh.seek(offset)
+        return struct.unpack(fmt, fh.read(nbytes))[0]
+
+    offset = tif.pages[len(tif.pages) - 1].offset
+    count = read(offset, tiff.tagnoformat, tiff.tagnosize)
+    if count is None:
         return False
-    fh.seek(offset)
-    (count,) = struct.unpack(tiff.tagnoformat, fh.read(tiff.tagnosize))
-    return offset + tiff.tagnosize + count * tiff.tagsize + tiff.offsetsize <= size
+    following = read(
+        offset + tiff.tagnosize + count * tiff.tagsize, tiff.offsetformat, tiff.offsetsize
+    )
+    if not following:  # 0: the chain ends here; None: the pointer itself is cut
+        return following == 0
+    count = read(following, tiff.tagnoformat, tiff.tagnosize)
+    return count is not None and following + tiff.tagnosize + count * tiff.tagsize <= size
 
 
 def _lazy_data(tif, path: Path, series_index: int, level: int):

@@ -38,10 +38,12 @@ def write_labels(
     path : str or os.PathLike
         Destination ``.tif`` file. It appears only once completely written.
     labels : array-like of int
-        Instance labels; 0 is background. Negative values are rejected.
+        Instance labels; 0 is background. Negative values, and values above
+        the uint32 range, are rejected.
     axes : str, optional
-        Axes of ``labels`` from ``"TZYX"`` (default ``"YX"`` for 2-D and
-        ``"ZYX"`` for 3-D data).
+        Axes of ``labels`` from ``"TZYX"``, in any order (default ``"YX"`` for
+        2-D and ``"ZYX"`` for 3-D data). The file stores them in ImageJ's
+        ``T``, ``Z``, ``Y``, ``X`` order.
     spacing : tuple of float, optional
         Pixel size in micrometres along the spatial axes (``(y, x)`` or
         ``(z, y, x)``).
@@ -55,15 +57,22 @@ def write_labels(
 
     """
     labels = np.asarray(labels)
-    axes = _label_axes(axes, labels.ndim)
+    given = _label_axes(axes, labels.ndim)
+    axes = "".join(sorted(given, key=LABEL_AXES.index))  # ImageJ requires T, Z, Y, X order
+    labels = np.transpose(labels, [given.index(a) for a in axes])
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"Labels must be integers, not {labels.dtype}.")
     if labels.size and labels.min() < 0:
         raise ValueError("Labels must not be negative.")
-    dtype = labels_dtype(int(labels.max()) if labels.size else 0)
+    max_label = int(labels.max()) if labels.size else 0
+    if max_label > np.iinfo(np.uint32).max:
+        raise ValueError(f"Label {max_label} is too large for a TIFF file (at most 4294967295).")
+    dtype = labels_dtype(max_label)
     spatial = "".join(a for a in axes if a in "ZYX")
     if spacing is not None and len(spacing) != len(spatial):
         raise ValueError(f"Spacing {tuple(spacing)} does not match the spatial axes {spatial}.")
+    if spacing is not None and not all(0 < float(s) < float("inf") for s in spacing):
+        raise ValueError(f"Spacing {tuple(spacing)} must be positive and finite.")
 
     metadata: dict = {"axes": axes}
     resolution = None
@@ -90,7 +99,7 @@ def write_labels(
             description = tifffile.imagej_description(data.shape, **metadata)
             tifffile.imwrite(
                 temporary, data, description=description, metadata=None, photometric="minisblack",
-                resolution=resolution, compression="zlib",
+                resolution=resolution, resolutionunit="NONE", compression="zlib",
             )  # fmt: skip
     return path
 
@@ -101,6 +110,11 @@ def _label_axes(axes: str | None, ndim: int) -> str:
             raise AxesError(f"Labels with {ndim} dimensions need explicit axes (e.g. 'TZYX').")
         return "YX" if ndim == 2 else "ZYX"
     axes = axes.upper()
-    if len(axes) != ndim or not {"Y", "X"} <= set(axes) or not set(axes) <= set(LABEL_AXES):
+    if (
+        len(axes) != ndim
+        or len(set(axes)) != ndim
+        or not {"Y", "X"} <= set(axes)
+        or not set(axes) <= set(LABEL_AXES)
+    ):
         raise AxesError(f"Axes {axes!r} do not fit labels with {ndim} dimensions.")
-    return "".join(sorted(axes, key=LABEL_AXES.index))  # ImageJ requires T, Z, Y, X order
+    return axes

@@ -1,0 +1,47 @@
+"""Take the README's screenshots headless.
+
+    xvfb-run -a .venv/bin/python scripts/screenshots.py
+
+Writes PNG files into docs/images/.
+"""
+
+from pathlib import Path
+
+import napari
+from qtpy.QtWidgets import QApplication
+
+from napari_segnet.data import sample_path
+from napari_segnet.io import read_image
+from napari_segnet.measure import measure
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+def settle(viewer: napari.Viewer) -> None:
+    for _ in range(20):
+        QApplication.processEvents()
+    viewer.window._qt_window.repaint()
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.open(sample_path("nuclei_2ch"), plugin="napari-segnet")
+    viewer.scale_bar.visible = True
+    settle(viewer)
+    viewer.screenshot(str(OUT / "sample_2ch_opened.png"), canvas_only=False, flash=False)
+
+    image, labels = read_image(sample_path("nuclei_2ch")), read_image(sample_path("nuclei_labels"))
+    layer = viewer.add_labels(labels.data, name="nuclei labels", scale=(0.65, 0.65),
+                              units=("micrometer",) * 2, opacity=0.45)  # fmt: skip
+    layer.features = measure(labels.data, image.data, channel_axis=0,
+                             channel_names=image.channel_names, spacing=image.spacing)  # fmt: skip
+    viewer.layers.selection.active = layer
+    settle(viewer)
+    viewer.screenshot(str(OUT / "sample_2ch_measured.png"), canvas_only=False, flash=False)
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
