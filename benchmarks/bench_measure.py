@@ -54,7 +54,7 @@ def make_data(seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     return labels, image
 
 
-def best_time(func, repeats: int = 3, slow_s: float = 20.0) -> tuple[float, object]:
+def best_time(func, repeats: int = 3, slow_s: float = 20.0) -> tuple[float, object, int]:
     """Best wall time of up to `repeats` runs; a single run when one takes over `slow_s`."""
     times, result = [], None
     for _ in range(repeats):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,16 +114,21 @@ def measure(
 
     Notes
     -----
-    Shape moments, intensities, centroids and boxes are computed for all
-    objects at once with :func:`numpy.bincount` and :func:`numpy.minimum.at`;
-    only ``solidity`` and ``perimeter`` loop over :func:`skimage.measure.regionprops`.
-    Axis lengths, eccentricity and orientation follow scikit-image's inertia
-    tensor formulas; with `spacing` they describe the object in physical
-    space, so a round nucleus imaged with rectangular pixels has eccentricity
-    ~0. ``perimeter_um`` is only given for isotropic spacing: scikit-image's
-    4-connected perimeter estimate is defined on a square grid and it refuses
-    anisotropic spacing. Objects of a 3D volume that are one voxel thick get
-    the solidity of their 2D slice, as their 3D convex hull is degenerate.
+    Everything but solidity is computed for all objects at once (bincounts),
+    with the formulas of :func:`skimage.measure.regionprops`: the 4-connected
+    ``perimeter`` and the inertia tensor for axis lengths, eccentricity and
+    orientation. Solidity needs one :func:`skimage.morphology.convex_hull_image`
+    per object, which is most of the run time.
+
+    With `spacing`, eccentricity and orientation describe the object in
+    physical space (a round nucleus imaged with rectangular pixels has
+    eccentricity ~0), and axis lengths in µm come from the calibrated inertia
+    tensor, so they are right for anisotropic pixels. ``perimeter_um`` is only
+    given for isotropic spacing: the perimeter estimate weights steps on a
+    square grid, and scikit-image refuses anisotropic spacing for it.
+
+    3D objects one voxel thick get the solidity of their 2D slice, as their 3D
+    hull is flat; other flat ones (e.g. three voxels on a diagonal plane) get NaN.
 
     """
     labels = _as_array(labels)
@@ -192,16 +198,20 @@ def _channel_axis(labels_shape: tuple, image: Any, channel_axis: int | None) -> 
     kind = np.dtype(image.dtype).kind
     if kind not in "biuf":
         raise TypeError(f"image must hold real numbers, not {image.dtype}.")
-    shape = tuple(image.shape)
-    if channel_axis is None and shape == tuple(labels_shape):
+    shape, labels_shape = tuple(image.shape), tuple(labels_shape)
+    if channel_axis is None and shape == labels_shape:
         return None
     if len(shape) == len(labels_shape) + 1:
         candidates = range(len(shape)) if channel_axis is None else [channel_axis % len(shape)]
         for i in candidates:
-            if shape[:i] + shape[i + 1 :] == tuple(labels_shape):
+            if shape[:i] + shape[i + 1 :] == labels_shape and channel_axis in (
+                None,
+                i,
+                i - len(shape),
+            ):
                 return i
     raise ValueError(
-        f"image shape {shape} does not fit labels shape {tuple(labels_shape)}: expected the "
+        f"image shape {shape} does not fit labels shape {labels_shape}: expected the "
         "same shape, or that shape plus one channel axis (at channel_axis if given)."
     )
 
@@ -323,12 +333,16 @@ def _solidities(compact: np.ndarray) -> np.ndarray:
     """Pixel count over convex hull pixel count, as ``regionprops(...).solidity``."""
     # Convex hulls are per object by nature: this loop is most of measure()'s time.
     out = np.empty(int(compact.max()))
-    for i, box in enumerate(ndi.find_objects(compact)):
-        mask = compact[box] == i + 1
-        if mask.ndim == 3 and min(mask.shape) == 1:
-            # A one-voxel-thick object has a flat 3D hull: use the hull of its 2D slice.
-            mask = np.take(mask, 0, axis=int(np.argmin(mask.shape)))
-        out[i] = np.count_nonzero(mask) / np.count_nonzero(convex_hull_image(mask))
+    with warnings.catch_warnings():
+        # Flat 3D objects make qhull fail; scikit-image warns and returns an empty hull.
+        warnings.simplefilter("ignore", UserWarning)
+        for i, box in enumerate(ndi.find_objects(compact)):
+            mask = compact[box] == i + 1
+            if mask.ndim == 3 and min(mask.shape) == 1:
+                # One voxel thick: the 3D hull is flat, the hull of the 2D slice is the answer.
+                mask = np.take(mask, 0, axis=int(np.argmin(mask.shape)))
+            hull = np.count_nonzero(convex_hull_image(mask))
+            out[i] = np.count_nonzero(mask) / hull if hull else np.nan
     return out
 
 

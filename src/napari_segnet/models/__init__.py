@@ -1,0 +1,17 @@
+"""The encoder–decoder–classifier network, its encoders, model files and bundled models."""
+
+from .checkpoint import ModelLoadError, load_model, read_model_file, save_model
+from .config import ModelConfig
+from .encoders import ENCODERS
+from .network import SegNet, create_model
+
+__all__ = [
+    "ENCODERS",
+    "ModelConfig",
+    "ModelLoadError",
+    "SegNet",
+    "create_model",
+    "load_model",
+    "read_model_file",
+    "save_model",
+]

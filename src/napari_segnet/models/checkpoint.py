@@ -1,0 +1,123 @@
+"""Model files: one ``.safetensors`` file with the config and provenance as JSON metadata.
+
+safetensors holds only tensors and strings, so opening a model file from a
+colleague cannot run code (unlike a pickled ``.pt``/``.pth`` checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from napari_segnet.io.atomic import atomic_path
+
+from .config import ModelConfig
+from .encoders import ENCODERS
+
+FORMAT = "napari-segnet/1"
+PICKLE_PREFIXES = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ and torch's zip checkpoints
+
+
+class ModelLoadError(ValueError):
+    """A model file cannot be loaded; the message is one sentence for the user."""
+
+
+def save_model(model, path: str | os.PathLike, *, provenance: dict[str, Any] | None = None) -> Path:
+    """Save a network's weights, config and provenance to one ``.safetensors`` file.
+
+    Parameters
+    ----------
+    model : SegNet
+        The network (its ``config`` attribute is stored).
+    path : str or os.PathLike
+        Destination; written atomically.
+    provenance : dict, optional
+        JSON-serialisable facts about how the model was made (data, command,
+        epochs, metrics...).
+
+    """
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "config": model.config.to_json(),
+        "provenance": json.dumps(provenance or {}, default=str),
+    }
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        save_file(state, str(temporary), metadata=metadata)
+    return path
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any], dict]:
+    """Read config, provenance and weights (as CPU tensors) from a model file.
+
+    Raises
+    ------
+    ModelLoadError
+        If the file is missing, a pickle, malformed, or of an unknown
+        architecture.
+
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"Cannot load model {path}: the file does not exist.")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head.startswith(PICKLE_PREFIXES):
+        raise ModelLoadError(
+            f"Cannot load model {path.name}: it is a pickled torch checkpoint, which could run "
+            "code when opened; napari-segnet loads only .safetensors model files."
+        )
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception:
+        raise ModelLoadError(
+            f"Cannot load model {path.name}: it is not a valid .safetensors model file."
+        ) from None
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise ModelLoadError(
+            f"Cannot load model {path.name}: it is a safetensors file, not a napari-segnet model."
+        )
+    try:
+        config = ModelConfig.from_json(metadata["config"])
+        provenance = json.loads(metadata.get("provenance", "{}"))
+    except (ValueError, TypeError) as error:
+        raise ModelLoadError(
+            f"Cannot load model {path.name}: its settings are invalid ({error})."
+        ) from None
+    if config.encoder not in ENCODERS:
+        raise ModelLoadError(
+            f"Cannot load model {path.name}: its architecture {config.encoder!r} is unknown to "
+            f"this version of napari-segnet (known: {', '.join(ENCODERS)})."
+        )
+    return config, provenance, state
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu"):
+    """Load a network from a model file, ready for inference (``eval`` mode).
+
+    Returns
+    -------
+    model : SegNet
+    provenance : dict
+
+    """
+    from .network import create_model
+
+    config, provenance, state = read_model_file(path)
+    model = create_model(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise ModelLoadError(
+            f"Cannot load model {Path(path).name}: its weights do not fit its architecture."
+        ) from None
+    return model.to(device).eval(), provenance

@@ -1,0 +1,82 @@
+"""The encoder–decoder–classifier network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import ConvBlock
+from .config import DEFAULT_DECODER_CHANNELS, ModelConfig
+from .encoders import create_encoder
+
+
+class SegNet(nn.Module):
+    """Encoder, decoder with skip connections back to full resolution, per-pixel classifier.
+
+    The classifier is a 1×1 convolution (a per-pixel linear layer) giving logits
+    for background / interior / boundary, and optionally for semantic classes;
+    softmax turns each group into probabilities.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The architecture.
+    encoder_weights : pathlib.Path, optional
+        A local ImageNet weights file for torchvision encoders.
+
+    """
+
+    def __init__(self, config: ModelConfig, encoder_weights: Path | None = None):
+        super().__init__()
+        self.config = config
+        self.encoder = create_encoder(config.encoder, config.in_channels, encoder_weights)
+        skips = list(self.encoder.channels[:-1])[::-1]
+        widths = list(config.decoder_channels or DEFAULT_DECODER_CHANNELS[config.encoder])
+        if len(widths) != len(skips):
+            raise ValueError(
+                f"decoder_channels needs {len(skips)} entries for encoder {config.encoder!r}."
+            )
+        stages, previous = [], self.encoder.channels[-1]
+        for skip, width in zip(skips, widths):
+            stages.append(ConvBlock(previous + skip, width))
+            previous = width
+        self.decoder = nn.ModuleList(stages)
+        self.full_resolution = None
+        if self.encoder.strides[0] > 1 and config.full_resolution_channels:
+            width = config.full_resolution_channels
+            self.full_resolution = ConvBlock(config.in_channels, width, repeats=1)
+            self.refine = ConvBlock(previous + width, previous, repeats=1)
+        self.classifier = nn.Conv2d(previous, len(config.instance_classes), 1)
+        n_semantic = len(config.semantic_classes)
+        self.semantic = nn.Conv2d(previous, n_semantic, 1) if n_semantic else None
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sizes that are multiples of this avoid padding inside the network."""
+        return self.encoder.strides[-1]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return ``{"instance": logits}`` (and ``"semantic"``) at the input's size."""
+        features = self.encoder(x)
+        y = features[-1]
+        for stage, skip in zip(self.decoder, features[-2::-1]):
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = stage(torch.cat([y, skip], dim=1))
+        if self.full_resolution is not None:
+            y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            y = self.refine(torch.cat([y, self.full_resolution(x)], dim=1))
+        out = {"instance": self.classifier(y)}
+        if self.semantic is not None:
+            out["semantic"] = self.semantic(y)
+        if y.shape[-2:] != x.shape[-2:]:  # logits are smooth: interpolating them is cheap
+            out = {k: F.interpolate(v, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                   for k, v in out.items()}  # fmt: skip
+        return out
+
+
+def create_model(config: ModelConfig, encoder_weights: Path | None = None) -> SegNet:
+    """Build a network from its config (randomly initialised unless weights are given)."""
+    return SegNet(config, encoder_weights)
