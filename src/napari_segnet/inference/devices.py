@@ -67,3 +67,33 @@ def _mps_status(torch) -> DeviceStatus:
     if not mps.is_available():
         return DeviceStatus("mps", False, "macOS 12.3+ on Apple silicon is needed for MPS")
     return DeviceStatus("mps", True, "Apple-silicon GPU")
+
+
+def select_device(requested: str = "auto"):
+    """Return the torch device to run on.
+
+    Parameters
+    ----------
+    requested : {"auto", "cpu", "cuda", "mps"} or a torch device string
+        ``auto`` picks CUDA, then MPS, then CPU.
+
+    Raises
+    ------
+    ValueError
+        If an explicitly requested device cannot be used; the message says why.
+
+    """
+    import torch
+
+    if requested == "auto":
+        statuses = {s.name: s for s in device_report()}
+        name = next(n for n in ("cuda", "mps", "cpu") if statuses[n].available)
+        return torch.device(name)
+    kind = requested.split(":")[0]
+    if kind in ("cuda", "mps"):
+        status = {s.name: s for s in device_report()}[kind]
+        if not status.available:
+            raise ValueError(f"Device {requested!r} is not usable: {status.detail}.")
+    elif kind != "cpu":
+        raise ValueError(f"Unknown device {requested!r}; use auto, cpu, cuda or mps.")
+    return torch.device(requested)

@@ -1,0 +1,158 @@
+"""The training loop: a generator of progress events, resumable, keeping the best model."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Generator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_segnet.inference.progress import Progress
+from napari_segnet.metrics import evaluate
+from napari_segnet.models.checkpoint import save_model
+
+from .data import AugmentedSampler, Pair
+from .losses import segmentation_loss
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train.
+
+    Attributes
+    ----------
+    epochs : int
+        Number of epochs; validation runs after each.
+    steps_per_epoch : int
+        Optimiser steps per epoch.
+    batch_size, crop : int
+        Crops per step and their edge length in pixels.
+    learning_rate, weight_decay : float
+        AdamW settings; the learning rate follows a one-cycle cosine schedule.
+    dice_weight : float
+        Weight of the soft Dice term next to the weighted cross-entropy.
+    freeze_encoder : bool
+        Train only the decoder and classifier (transfer learning).
+    seed : int
+        Seeds sampling, augmentation and initialisation.
+
+    """
+
+    epochs: int = 50
+    steps_per_epoch: int = 100
+    batch_size: int = 8
+    crop: int = 256
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    dice_weight: float = 1.0
+    freeze_encoder: bool = False
+    seed: int = 0
+
+
+def iter_train(
+    model,
+    train: list[Pair],
+    validation: list[Pair],
+    settings: TrainSettings,
+    *,
+    out: str | os.PathLike,
+    device=None,
+    sample_weights: np.ndarray | None = None,
+    resume: str | os.PathLike | None = None,
+    provenance: dict | None = None,
+) -> Generator[Progress, None, dict]:
+    """Train ``model``, validating each epoch and saving the best model to ``out``.
+
+    Yields a :class:`Progress` per step (``info`` has ``loss`` and ``epoch``) and
+    per validation (``info`` has ``ap50``, ``ap_mean`` and ``best``). Closing
+    the generator stops training; the best model so far stays in ``out``. A
+    resume file (``<out>.resume.pt``) is written each epoch; pass it as
+    ``resume`` to continue where training stopped.
+
+    Returns
+    -------
+    dict
+        The best validation scores and the epoch they came from.
+
+    """
+    import torch
+
+    out = Path(out)
+    device = device or torch.device("cpu")
+    torch.manual_seed(settings.seed)
+    model.to(device).to(memory_format=torch.channels_last)
+    if settings.freeze_encoder:
+        model.encoder.requires_grad_(False)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(parameters, lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)  # fmt: skip
+    total_steps = settings.epochs * settings.steps_per_epoch
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=settings.learning_rate, total_steps=total_steps, pct_start=0.05
+    )
+    state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "history": []}
+    if resume is not None:
+        saved = torch.load(Path(resume), map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        state = saved["state"]
+
+    provenance = {**(provenance or {}), "settings": asdict(settings)}
+    started = time.perf_counter()
+    for epoch in range(state["epoch"], settings.epochs):
+        sampler = AugmentedSampler(train, crop=settings.crop, weights=sample_weights,
+                                   seed=settings.seed * 100_003 + epoch)  # fmt: skip
+        model.train()
+        if settings.freeze_encoder:
+            model.encoder.eval()  # keep the pretrained batch-norm statistics
+        for step in range(settings.steps_per_epoch):
+            images, classes, weights = sampler.sample(settings.batch_size)
+            logits = model(torch.from_numpy(images).to(device).contiguous(
+                memory_format=torch.channels_last))["instance"]  # fmt: skip
+            loss = segmentation_loss(logits, torch.from_numpy(classes).to(device),
+                                     torch.from_numpy(weights).to(device),
+                                     settings.dice_weight)  # fmt: skip
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            done = epoch * settings.steps_per_epoch + step + 1
+            yield Progress(done, total_steps, "training",
+                           {"loss": loss.item(), "epoch": epoch + 1})  # fmt: skip
+
+        scores = validate(model, validation, device)
+        state["epoch"] = epoch + 1
+        state["history"].append({"epoch": epoch + 1, **scores})
+        if scores["ap_mean"] > state["best"]:
+            state["best"], state["best_epoch"] = scores["ap_mean"], epoch + 1
+            save_model(model, out, provenance={
+                **provenance, "epoch": epoch + 1, "validation": scores,
+                "training_seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
+        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                    "schedule": schedule.state_dict(), "state": state},
+                   out.with_name(out.name + ".resume.pt"))  # fmt: skip
+        best = {"best": state["best"], "best_epoch": state["best_epoch"]}
+        yield Progress(state["epoch"], settings.epochs, "validated", {**scores, **best})
+    return {"best_ap_mean": state["best"], "best_epoch": state["best_epoch"],
+            "history": state["history"]}  # fmt: skip
+
+
+def validate(model, pairs: list[Pair], device) -> dict[str, float]:
+    """AP@0.5 and AP averaged over IoU 0.5–0.9, pooled over the validation images."""
+    from napari_segnet.inference.progress import drain
+    from napari_segnet.inference.segment import segment_normalised
+
+    if not pairs:
+        return {"ap50": float("nan"), "ap_mean": float("nan")}
+    model.eval()
+    predictions = [drain(segment_normalised(model, pair.image, device=device))[0] for pair in pairs]
+    result = evaluate([pair.labels for pair in pairs], predictions)["pooled"]
+    return {
+        "ap50": result[0.5]["ap"],
+        "ap_mean": float(np.mean([r["ap"] for r in result.values()])),
+    }
