@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         "info", parents=[common], help="versions, and which devices torch can use (and why not)"
     )
     info.set_defaults(command="info", run=run_info)
+    from napari_segnet import _cli_engine
+
+    _cli_engine.add_commands(commands, common)
     return parser
 
 

@@ -1,15 +1,209 @@
-"""Segment a normalised plane: tiled prediction, then probabilities to instances."""
+"""Segment images: channel choice, normalisation, optional rescaling, tiles, instances.
+
+Z-stacks and time series are segmented plane by plane with labels unique
+across the whole stack; in Z-stacks, objects in neighbouring planes that
+overlap are linked into one 3-D object.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
+from skimage.transform import resize
 
+from napari_segnet.io import MicroscopyImage
 from napari_segnet.postprocess import InstanceSettings, probabilities_to_instances
+from napari_segnet.postprocess.classes import classify_instances
+from napari_segnet.postprocess.stack import link_planes
 
-from .progress import Progress
+from .normalise import normalise
+from .progress import Progress, drain
 from .tiling import iter_predict_tiled
+
+DNA_NAMES = ("dapi", "hoechst", "dna", "nuc", "h2b", "draq5", "sir-dna", "spy", "405")
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """Options of :func:`iter_segment`.
+
+    Attributes
+    ----------
+    channel : int, str or None
+        Channel index or name for multichannel images. None picks the first
+        channel named like a DNA stain (DAPI, Hoechst, ...), else channel 0.
+    diameter : float or None
+        Typical object diameter in the image. If given, the image is rescaled so
+        objects have the size the model was trained at.
+    diameter_unit : {"px", "um"}
+        Unit of ``diameter``; micrometres need a calibrated image.
+    tile, overlap, batch_size : int
+        Tiling of the network's input.
+    instances : InstanceSettings or None
+        Thresholds; None uses the model's own (chosen on its validation data).
+    link_z : bool
+        Link overlapping objects of neighbouring Z planes into 3-D objects.
+    """
+
+    channel: int | str | None = None
+    diameter: float | None = None
+    diameter_unit: str = "px"
+    tile: int = 512
+    overlap: int = 64
+    batch_size: int = 4
+    instances: InstanceSettings | None = None
+    link_z: bool = True
+
+
+@dataclass
+class Segmentation:
+    """Result of segmenting an image.
+
+    Attributes
+    ----------
+    labels : ndarray
+        Instance labels with the image's axes minus channels (e.g. ``"ZYX"``).
+    axes : str
+        The axes of ``labels``.
+    channel : int or None
+        The channel that was segmented.
+    probabilities : ndarray or None
+        ``(3, *labels.shape)`` class probabilities when asked for.
+    classes : dict
+        Per-instance semantic class (``label``, ``class``, ``class_probability``
+        arrays) for models with semantic classes; empty otherwise.
+    """
+
+    labels: np.ndarray
+    axes: str
+    channel: int | None = None
+    probabilities: np.ndarray | None = None
+    classes: dict = field(default_factory=dict)
+
+
+def choose_channel(image: MicroscopyImage, key: int | str | None) -> int | None:
+    """Index of the channel to segment (None for single-channel and RGB images)."""
+    if image.is_rgb or "C" not in image.axes:
+        if key not in (None, 0, "0"):
+            raise ValueError(f"The image has no channels to choose from (axes {image.axes}).")
+        return None
+    if key is not None:
+        return image.channel_index(key)
+    for index, name in enumerate(image.channel_names):
+        if any(dna in name.casefold() for dna in DNA_NAMES):
+            return index
+    return 0
+
+
+def rescale_factor(model, image: MicroscopyImage, settings: SegmentSettings) -> float:
+    """How much to zoom the image so its objects match the model's training size."""
+    trained = model.config.object_diameter_px
+    if settings.diameter is None or not trained:
+        return 1.0
+    if settings.diameter <= 0:
+        raise ValueError("The object diameter must be positive.")
+    diameter = settings.diameter
+    if settings.diameter_unit == "um":
+        if image.spacing is None:
+            raise ValueError("A diameter in µm needs a calibrated image; give it in pixels.")
+        diameter = diameter / image.spacing[-1]
+    return float(trained / diameter)
+
+
+def iter_segment(
+    image: MicroscopyImage,
+    model,
+    settings: SegmentSettings = SegmentSettings(),
+    *,
+    device=None,
+    keep_probabilities: bool = False,
+) -> Generator[Progress, None, Segmentation]:
+    """Segment every plane of an image; yield progress, return a :class:`Segmentation`."""
+    channel = choose_channel(image, settings.channel)
+    data, axes = image.data, image.axes
+    if channel is not None:
+        data = (
+            np.take(data, channel, axis=axes.index("C"))
+            if not hasattr(data, "dask")
+            else (data[tuple(channel if a == "C" else slice(None) for a in axes)])
+        )
+        axes = axes.replace("C", "")
+    plane_ndim = 3 if axes.endswith("S") else 2
+    stack_shape = tuple(data.shape[: data.ndim - plane_ndim])
+    label_axes = axes.replace("S", "")
+    scale = rescale_factor(model, image, settings)
+    instance_settings = settings.instances or instance_settings_of(model)
+    labels = probabilities = semantic = None
+    n_planes = int(np.prod(stack_shape, dtype=int))
+    offset = 0
+    for number, index in enumerate(np.ndindex(*stack_shape)):
+        plane = np.asarray(data[index])
+        normalised = normalise(plane, model.config.normalise_percentiles)
+        events = segment_normalised(
+            model,
+            normalised,
+            instance_settings=instance_settings,
+            tile=settings.tile,
+            overlap=settings.overlap,
+            batch_size=settings.batch_size,
+            device=device,
+            scale=scale,
+        )
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as stop:
+                plane_labels, plane_probabilities = stop.value
+                break
+            fraction = event.done / max(event.total, 1)
+            yield Progress(
+                number * 1000 + int(1000 * fraction),
+                n_planes * 1000,
+                f"segmenting plane {number + 1} of {n_planes}",
+            )
+        if labels is None:
+            labels = np.zeros(stack_shape + plane_labels.shape, np.uint32)
+            if keep_probabilities:
+                probabilities = np.zeros((3, *labels.shape), np.float32)
+            if "semantic" in plane_probabilities:
+                k = plane_probabilities["semantic"].shape[0]
+                semantic = np.zeros((k, *labels.shape), np.float16)
+        plane_labels = plane_labels.astype(np.uint32)
+        plane_labels[plane_labels > 0] += offset
+        offset = max(offset, int(plane_labels.max()))
+        labels[index] = plane_labels
+        if keep_probabilities:
+            probabilities[(slice(None), *index)] = plane_probabilities["instance"]
+        if semantic is not None:
+            semantic[(slice(None), *index)] = plane_probabilities["semantic"]
+    if settings.link_z and "Z" in label_axes:
+        labels = link_planes(labels, label_axes.index("Z"))
+    labels = _compact_dtype(labels)
+    classes = {}
+    if semantic is not None:
+        classes = classify_instances(labels, semantic, model.config.semantic_classes)
+    return Segmentation(labels, label_axes, channel, probabilities, classes)
+
+
+def segment(
+    image: MicroscopyImage,
+    model,
+    settings: SegmentSettings = SegmentSettings(),
+    *,
+    device=None,
+    progress: Callable[[Progress], object] | None = None,
+) -> Segmentation:
+    """Segment an image (see :func:`iter_segment`); ``progress`` sees every event."""
+    return drain(iter_segment(image, model, settings, device=device), progress)
+
+
+def instance_settings_of(model) -> InstanceSettings:
+    """Return the thresholds stored with a model (defaults for models that have none)."""
+    stored = getattr(model.config, "instance_settings", None) or {}
+    return InstanceSettings(**stored)
 
 
 def segment_normalised(
@@ -21,11 +215,32 @@ def segment_normalised(
     overlap: int = 64,
     batch_size: int = 4,
     device=None,
+    scale: float = 1.0,
 ) -> Generator[Progress, None, tuple[np.ndarray, dict[str, np.ndarray]]]:
-    """Yield progress; return ``(labels, probabilities)`` for one normalised 2-D plane."""
+    """Yield progress; return ``(labels, probabilities)`` for one normalised 2-D plane.
+
+    With ``scale`` ≠ 1 the network sees the plane zoomed by that factor and its
+    probabilities are resized back, so labels always have the plane's shape.
+    """
+    network_input = plane
+    if scale != 1.0:
+        network_input = ndimage.zoom(plane, scale, order=1, grid_mode=True, mode="nearest")
     probabilities = yield from iter_predict_tiled(
-        model, plane, tile=tile, overlap=overlap, batch_size=batch_size, device=device
+        model, network_input, tile=tile, overlap=overlap, batch_size=batch_size, device=device
     )
+    if scale != 1.0:
+        probabilities = {
+            key: resize(
+                p, (p.shape[0], *plane.shape), order=1, preserve_range=True, anti_aliasing=False
+            ).astype(np.float32)
+            for key, p in probabilities.items()
+        }
     settings = instance_settings or InstanceSettings()
     labels = probabilities_to_instances(probabilities["instance"], settings)
     return labels, probabilities
+
+
+def _compact_dtype(labels: np.ndarray) -> np.ndarray:
+    if labels.size and labels.max() > np.iinfo(np.uint16).max:
+        return labels.astype(np.uint32, copy=False)
+    return labels.astype(np.uint16)

@@ -42,6 +42,9 @@ class ModelConfig:
         other magnifications.
     name : str
         Short human-readable name.
+    instance_settings : dict
+        Thresholds of the probabilities-to-instances step chosen on validation
+        data (keys of :class:`napari_segnet.postprocess.InstanceSettings`).
 
     """
 
@@ -53,6 +56,7 @@ class ModelConfig:
     normalise_percentiles: tuple[float, float] = (1.0, 99.8)
     object_diameter_px: float | None = None
     name: str = "custom"
+    instance_settings: dict[str, float] = field(default_factory=dict)
     instance_classes: tuple[str, ...] = field(default=INSTANCE_CLASSES)
 
     def to_json(self) -> str:
