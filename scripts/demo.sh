@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up, then measure every nucleus of the bundled calibrated 2-channel sample.
+# Set up, then segment and measure the bundled calibrated 2-channel sample with the bundled
+# nuclei model, and score the result against the sample's expert annotations.
 # Outputs go to demo-output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,11 @@ data=src/napari_segnet/data
 out=demo-output
 mkdir -p "$out"
 .venv/bin/napari-segnet info
-.venv/bin/napari-segnet measure --image "$data/nuclei_2ch.ome.tif" \
-    --labels "$data/nuclei_fluo_labels.tif" --out "$out/nuclei_2ch_measurements.csv"
+.venv/bin/napari-segnet segment "$data/nuclei_2ch.ome.tif" --out "$out"
+mkdir -p "$out/truth/images" "$out/truth/masks"
+cp "$data/nuclei_2ch.ome.tif" "$out/truth/images/nuclei.ome.tif"
+cp "$data/nuclei_fluo_labels.tif" "$out/truth/masks/nuclei.tif"
+.venv/bin/napari-segnet evaluate --images "$out/truth/images" --masks "$out/truth/masks" \
+    --json "$out/nuclei_2ch_scores.json"
 echo "Done. Outputs are in $(pwd)/$out/:"
 ls -l "$out"

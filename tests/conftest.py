@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+from skimage.draw import disk
+
+
+def synthetic_nuclei(shape=(96, 96), n=8, radius=(6, 10), seed=0):
+    """Bright noisy disks on a dark background, with their instance labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(shape, np.uint16)
+    label = 0
+    for _ in range(n * 20):
+        if label == n:
+            break
+        r = int(rng.integers(*radius))
+        centre = rng.integers(r + 1, np.array(shape) - r - 1)
+        rr, cc = disk(tuple(centre), r + 2, shape=shape)
+        if labels[rr, cc].any():  # keep a gap so every disk is its own object
+            continue
+        label += 1
+        labels[disk(tuple(centre), r, shape=shape)] = label
+    image = rng.normal(20, 4, shape) + (labels > 0) * rng.normal(120, 10, shape)
+    return image.clip(0, 255).astype(np.uint8), labels
+
+
+@pytest.fixture
+def nuclei_pairs():
+    return [synthetic_nuclei(seed=seed) for seed in range(6)]
