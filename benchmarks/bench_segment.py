@@ -138,8 +138,9 @@ def main() -> None:
     device = select_device(args.device)
     model, provenance = load_model(resolve_model(args.model), device=device)
     ids = provenance["validation_ids"]
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"torch threads {torch.get_num_threads()}, device {device}, torch {torch.__version__}")  # fmt: skip
+    cpu = platform.processor() or platform.machine()
+    threads = torch.get_num_threads()
+    print(f"machine: {platform.platform()}, {cpu}, torch {torch.__version__}, {threads} threads")
     if not args.skip_accuracy:
         print(f"\nAccuracy on the {len(ids)} validation images of model {args.model!r}:\n")
         accuracy(model, device, args.data, ids)
