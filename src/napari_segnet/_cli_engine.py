@@ -289,12 +289,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         predictions.append(result.labels)
         truths.append(read_image(masks[_stem(path)]).data)
     metrics = evaluate(truths, predictions)
-    print(f"{len(images)} images; pooled over images (StarDist conventions):")
-    print(f"{'IoU':>5} {'AP':>6} {'prec':>6} {'recall':>6} {'F1':>6} {'PQ':>6}")
+    print(
+        f"{len(images)} images; pooled over images (StarDist conventions), "
+        "and AP averaged per image:"
+    )
+    print(f"{'IoU':>5} {'AP':>6} {'prec':>6} {'recall':>6} {'F1':>6} {'PQ':>6} {'AP/img':>7}")
     for threshold, row in metrics["pooled"].items():
+        mean_ap = metrics["per_image_mean"][threshold]["ap"]
         print(
             f"{threshold:5.2f} {row['ap']:6.3f} {row['precision']:6.3f} {row['recall']:6.3f} "
-            f"{row['f1']:6.3f} {row['pq']:6.3f}"
+            f"{row['f1']:6.3f} {row['pq']:6.3f} {mean_ap:7.3f}"
         )
     if args.json:
         from napari_segnet.io import atomic_path

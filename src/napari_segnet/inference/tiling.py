@@ -13,6 +13,10 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Start offsets covering ``size`` with tiles of ``tile`` overlapping by ≥ ``overlap``."""
     if size <= tile:
         return [0]
+    if not 0 <= overlap < tile:
+        raise ValueError(
+            f"The tile overlap ({overlap}) must be at least 0 and less than the tile ({tile})."
+        )
     step = tile - overlap
     starts = list(range(0, size - tile, step))
     return [*starts, size - tile]
@@ -74,6 +78,9 @@ def iter_predict_tiled(
     device = device or next(model.parameters()).device
     multiple = model.size_multiple
     tile = int(np.ceil(tile / multiple) * multiple)
+    # Tiles that start on the network's stride grid compute exactly what the whole
+    # image computes away from their borders: keep the overlap a multiple too.
+    overlap = min(int(np.ceil(overlap / multiple) * multiple), tile - multiple)
     padded, crop = _pad_to_tiles(plane, tile, multiple)
     height, width = padded.shape
     th, tw = min(tile, height), min(tile, width)

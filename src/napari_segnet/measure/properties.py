@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage as ndi
-from skimage.morphology import convex_hull_image
+
+from napari_segnet.measure.shape import shape_columns, shape_descriptors
 
 _AXES = ("YX", "ZYX", "TYX", "TZYX")
 _STATS = ("mean", "max", "min", "std", "sum")
 # Label ids up to this many per pixel are mapped with a lookup table, larger ones by sorting.
 _LUT_SLACK = 2
-# scikit-image's weights for the 4-connected perimeter, indexed by the neighbourhood code.
-_PERIMETER_WEIGHTS = np.zeros(50)
-_PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1
-_PERIMETER_WEIGHTS[[21, 33]] = np.sqrt(2)
-_PERIMETER_WEIGHTS[[13, 23]] = (1 + np.sqrt(2)) / 2
 
 
 def sanitise_channel_names(names: Sequence[Any]) -> list[str]:
@@ -114,11 +108,13 @@ def measure(
 
     Notes
     -----
-    Everything but solidity is computed for all objects at once (bincounts),
-    with the formulas of :func:`skimage.measure.regionprops`: the 4-connected
-    ``perimeter`` and the inertia tensor for axis lengths, eccentricity and
-    orientation. Solidity needs one :func:`skimage.morphology.convex_hull_image`
-    per object, which is most of the run time.
+    Every column is computed for all objects at once (bincounts and other array
+    operations, see :mod:`napari_segnet.measure.shape`), with the definitions of
+    :func:`skimage.measure.regionprops`: the 4-connected ``perimeter``, the
+    inertia tensor for axis lengths, eccentricity and orientation, and
+    ``solidity`` as area over the pixel count of
+    :func:`skimage.morphology.convex_hull_image`. Only the 3D convex hulls are
+    still computed one object at a time.
 
     With `spacing`, eccentricity and orientation describe the object in
     physical space (a round nucleus imaged with rectangular pixels has
@@ -256,16 +252,8 @@ def _measure_frame(
     counts = np.bincount(idx, minlength=ids.size).astype(np.float64)
     coords = np.unravel_index(fg, labels.shape)
     columns = {"label": ids.astype(np.int64)} | _geometry(idx, counts, coords, spacing)
-    # Rows 1..n on a zero border: label ids of any size or dtype, neighbours never out of bounds.
-    padded = np.zeros(
-        [s + 2 for s in labels.shape], dtype=np.int32 if ids.size < 2**31 else np.int64
-    )
-    padded[tuple(c + 1 for c in coords)] = idx + 1
-    columns["solidity"] = _solidities(padded[(slice(1, -1),) * labels.ndim])
-    if labels.ndim == 2:
-        columns["perimeter_px"] = _perimeters(padded, ids.size)
-        if spacing is not None:
-            columns["perimeter_um"] = columns["perimeter_px"] * spacing[0]
+    centroid = [columns[f"centroid_{a}_px"] for a in "zyx"[-labels.ndim :]]
+    columns |= shape_descriptors(labels.shape, coords, idx, counts, centroid, spacing)
     for name, channel in zip(names, channels):
         values = np.asarray(channel).reshape(-1)[fg].astype(np.float64)
         columns |= _intensity(idx, counts, values, name)
@@ -275,95 +263,20 @@ def _measure_frame(
 def _geometry(
     idx: np.ndarray, counts: np.ndarray, coords: tuple, spacing: np.ndarray | None
 ) -> dict[str, np.ndarray]:
+    """Size, centroid and bounding box of every object."""
     ndim, n = len(coords), counts.size
     size, unit = ("area", "um2") if ndim == 2 else ("volume", "um3")
     out: dict[str, np.ndarray] = {f"{size}_px": counts.astype(np.int64)}
     centroid = [np.bincount(idx, c, minlength=n) / counts for c in coords]
-    # Second pass on centred coordinates: no cancellation for objects far from the origin.
-    delta = [c - m[idx] for c, m in zip(coords, centroid)]
-    cov = np.empty((n, ndim, ndim))
-    for i in range(ndim):
-        for j in range(i, ndim):
-            cov[:, i, j] = cov[:, j, i] = (
-                np.bincount(idx, delta[i] * delta[j], minlength=n) / counts
-            )
     for a, c, m in zip("zyx"[-ndim:], coords, centroid):
         low, high = np.full(n, np.iinfo(np.intp).max), np.full(n, -1)
         np.minimum.at(low, idx, c)
         np.maximum.at(high, idx, c)
         out |= {f"centroid_{a}_px": m, f"bbox_{a}_min": low, f"bbox_{a}_max": high + 1}
-    out |= _inertia_shape(cov, "px")
     if spacing is not None:
         out[f"{size}_{unit}"] = counts * np.prod(spacing)
         out |= {f"centroid_{a}_um": m * s for a, m, s in zip("zyx"[-ndim:], centroid, spacing)}
-        # Calibrated eccentricity and orientation replace the pixel-grid ones.
-        out |= _inertia_shape(cov * np.outer(spacing, spacing), "um")
     return out
-
-
-def _inertia_shape(cov: np.ndarray, unit: str) -> dict[str, np.ndarray]:
-    """Axis lengths, eccentricity and orientation with scikit-image's formulas.
-
-    ``cov`` is the per-object covariance of the pixel coordinates, shape
-    ``(n, ndim, ndim)``; scikit-image's inertia tensor is ``trace(cov) * I - cov``.
-    """
-    ndim = cov.shape[-1]
-    tensor = -cov  # kept negated, not 0 - cov: the sign of a zero picks orientation's branch
-    tensor[:, range(ndim), range(ndim)] += np.trace(cov, axis1=1, axis2=2)[:, None]
-    ev = np.clip(np.linalg.eigvalsh(tensor), 0, None)[:, ::-1]  # descending
-    if ndim == 3:
-        major = np.sqrt(np.clip(10 * (ev[:, 0] + ev[:, 1] - ev[:, 2]), 0, None))
-        minor = np.sqrt(np.clip(10 * (-ev[:, 0] + ev[:, 1] + ev[:, 2]), 0, None))
-        return {f"major_axis_length_{unit}": major, f"minor_axis_length_{unit}": minor}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eccentricity = np.where(ev[:, 0] == 0, 0.0, np.sqrt(1 - ev[:, 1] / ev[:, 0]))
-    a, b, c = tensor[:, 0, 0], tensor[:, 0, 1], tensor[:, 1, 1]
-    orientation = np.where(
-        a - c == 0, np.where(b < 0, np.pi / 4, -np.pi / 4), 0.5 * np.arctan2(-2 * b, c - a)
-    )
-    return {
-        f"major_axis_length_{unit}": 4 * np.sqrt(ev[:, 0]),
-        f"minor_axis_length_{unit}": 4 * np.sqrt(ev[:, 1]),
-        "eccentricity": eccentricity,
-        "orientation": orientation + 0.0,  # -0.0 -> 0.0
-    }
-
-
-def _solidities(compact: np.ndarray) -> np.ndarray:
-    """Pixel count over convex hull pixel count, as ``regionprops(...).solidity``."""
-    # Convex hulls are per object by nature: this loop is most of measure()'s time.
-    out = np.empty(int(compact.max()))
-    with warnings.catch_warnings():
-        # Flat 3D objects make qhull fail; scikit-image warns and returns an empty hull.
-        warnings.simplefilter("ignore", UserWarning)
-        for i, box in enumerate(ndi.find_objects(compact)):
-            mask = compact[box] == i + 1
-            if mask.ndim == 3 and min(mask.shape) == 1:
-                # One voxel thick: the 3D hull is flat, the hull of the 2D slice is the answer.
-                mask = np.take(mask, 0, axis=int(np.argmin(mask.shape)))
-            hull = np.count_nonzero(convex_hull_image(mask))
-            out[i] = np.count_nonzero(mask) / hull if hull else np.nan
-    return out
-
-
-def _perimeters(padded: np.ndarray, n: int) -> np.ndarray:
-    """``skimage.measure.perimeter(mask, 4)`` of every object of a zero-bordered 2D image."""
-    flat, width = padded.reshape(-1), padded.shape[1]
-    pos = np.flatnonzero(flat)
-    lab = flat[pos]
-    # Border pixels: those that a 4-connected erosion of their own object removes.
-    edge = np.zeros(pos.size, dtype=bool)
-    for step in (-width, width, -1, 1):
-        edge |= flat[pos + step] != lab
-    pos, lab = pos[edge], lab[edge]
-    border = np.zeros_like(flat)
-    border[pos] = lab
-    # The code scikit-image gets by convolving the border with [[10,2,10],[2,1,2],[10,2,10]].
-    code = np.ones(pos.size, dtype=np.intp)
-    diagonals = (-width - 1, -width + 1, width - 1, width + 1)
-    for step, weight in [(s, 2) for s in (-width, width, -1, 1)] + [(s, 10) for s in diagonals]:
-        code += weight * (border[pos + step] == lab)
-    return np.bincount(lab - 1, _PERIMETER_WEIGHTS[code], minlength=n)
 
 
 def _intensity(
@@ -394,15 +307,6 @@ def _column_spec(ndim: int, names: list[str], spacing: np.ndarray | None) -> lis
     spec += [(f"centroid_{a}_px", f8) for a in letters]
     spec += [(f"centroid_{a}_um", f8) for a in letters] if calibrated else []
     spec += [(f"bbox_{a}_min", i8) for a in letters] + [(f"bbox_{a}_max", i8) for a in letters]
-    if ndim == 2:
-        spec.append(("perimeter_px", f8))
-        if calibrated and np.all(spacing == spacing[0]):
-            spec.append(("perimeter_um", f8))
-        spec.append(("eccentricity", f8))
-    spec.append(("solidity", f8))
-    lengths = ["major_axis_length_px", "minor_axis_length_px"]
-    lengths += ["major_axis_length_um", "minor_axis_length_um"] if calibrated else []
-    spec += [(name, f8) for name in lengths]
-    spec += [("orientation", f8)] if ndim == 2 else []
+    spec += [(name, f8) for name in shape_columns(ndim, spacing)]
     spec += [(f"intensity_{stat}_{name}", f8) for name in names for stat in _STATS]
     return spec

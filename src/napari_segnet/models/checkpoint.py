@@ -93,7 +93,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any
         raise ModelLoadError(
             f"Cannot load model {path.name}: its settings are invalid ({error})."
         ) from None
-    if config.encoder not in ENCODERS:
+    if not isinstance(config.encoder, str) or config.encoder not in ENCODERS:
         raise ModelLoadError(
             f"Cannot load model {path.name}: its architecture {config.encoder!r} is unknown to "
             f"this version of napari-segnet (known: {', '.join(ENCODERS)})."
@@ -113,7 +113,13 @@ def load_model(path: str | os.PathLike, device: str = "cpu"):
     from .network import create_model
 
     config, provenance, state = read_model_file(path)
-    model = create_model(config)
+    try:
+        model = create_model(config)
+    except (TypeError, ValueError, RuntimeError) as error:
+        reason = " ".join(str(error).split()).rstrip(".")  # one line for the message
+        raise ModelLoadError(
+            f"Cannot load model {Path(path).name}: its settings are invalid ({reason})."
+        ) from None
     try:
         model.load_state_dict(state)
     except RuntimeError:

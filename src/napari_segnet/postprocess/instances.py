@@ -64,10 +64,18 @@ def _remove_small_and_fill_holes(labels: np.ndarray, min_size: int) -> np.ndarra
     small[0] = False
     labels = np.where(small[labels], 0, labels)
     # A hole is background enclosed by one object: give it to the object around it.
-    holes = ndimage.binary_fill_holes(labels > 0) & (labels == 0)
-    if holes.any():
-        nearest = ndimage.distance_transform_edt(labels == 0, return_distances=False,
-                                                 return_indices=True)  # fmt: skip
-        labels = labels.copy()
-        labels[holes] = labels[tuple(index[holes] for index in nearest)]
+    # Background enclosed by several touching objects (a gap among them) stays background.
+    holes, n_holes = ndimage.label(ndimage.binary_fill_holes(labels > 0) & (labels == 0))
+    if n_holes:
+        # (hole, object) pairs of 4-neighbours; holes never touch the image's edge.
+        pairs = []
+        for a, b in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
+            for hole, other in ((holes[a], labels[b]), (holes[:, a], labels[:, b])):
+                touching = (hole > 0) & (other > 0)
+                pairs.append(np.stack([hole[touching], other[touching]]))
+        hole_ids, objects = np.unique(np.concatenate(pairs, axis=1), axis=1)
+        single = np.bincount(hole_ids, minlength=n_holes + 1) == 1
+        owner = np.zeros(n_holes + 1, labels.dtype)
+        owner[hole_ids[single[hole_ids]]] = objects[single[hole_ids]]
+        labels = np.where(holes > 0, owner[holes], labels)
     return labels
