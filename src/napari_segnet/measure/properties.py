@@ -108,13 +108,12 @@ def measure(
 
     Notes
     -----
-    Every column is computed for all objects at once (bincounts and other array
-    operations, see :mod:`napari_segnet.measure.shape`), with the definitions of
+    Every column is computed for all objects at once with array operations
+    (see :mod:`napari_segnet.measure.shape`), with the definitions of
     :func:`skimage.measure.regionprops`: the 4-connected ``perimeter``, the
     inertia tensor for axis lengths, eccentricity and orientation, and
-    ``solidity`` as area over the pixel count of
-    :func:`skimage.morphology.convex_hull_image`. Only the 3D convex hulls are
-    still computed one object at a time.
+    ``solidity``, the area over the pixel count of
+    :func:`skimage.morphology.convex_hull_image` (in 3D one object at a time).
 
     With `spacing`, eccentricity and orientation describe the object in
     physical space (a round nucleus imaged with rectangular pixels has
