@@ -83,3 +83,11 @@ def test_frozen_encoder_does_not_change(split, tmp_path):
 
 def list_events(generator):
     return list(generator)
+
+
+def test_without_validation_images_the_last_model_is_kept(split, tmp_path):
+    train, _ = split
+    out = tmp_path / "model.safetensors"
+    settings = TrainSettings(epochs=2, steps_per_epoch=2, batch_size=2, crop=64)
+    list_events(iter_train(create_model(ModelConfig()), train, [], settings, out=out))
+    assert load_model(out)[1]["epoch"] == 2

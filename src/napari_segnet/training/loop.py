@@ -128,7 +128,7 @@ def iter_train(
         scores = validate(model, validation, device)
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, **scores})
-        if scores["ap_mean"] > state["best"]:
+        if not validation or scores["ap_mean"] > state["best"]:  # no validation: keep the last
             state["best"], state["best_epoch"] = scores["ap_mean"], epoch + 1
             save_model(model, out, provenance={
                 **provenance, "epoch": epoch + 1, "validation": scores,

@@ -1,0 +1,166 @@
+"""Training data: folder pairing, the validation split and the augmented sampler."""
+
+import math
+import random
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_segnet.training.data import AugmentedSampler, Pair, load_pairs, split_validation
+
+# --- split_validation ------------------------------------------------------------------------
+
+
+def names_and_groups():
+    names = [f"a_{i:02d}" for i in range(20)] + [f"b_{i}" for i in range(7)] + ["c_only"]
+    groups = ["a"] * 20 + ["b"] * 7 + ["c"]
+    return names, groups
+
+
+def test_split_is_stratified_with_at_least_one_per_group():
+    names, groups = names_and_groups()
+    held = split_validation(names, 0.2, groups=groups)
+    assert held <= set(names)
+    by_group = {g: sum(1 for n, gg in zip(names, groups) if gg == g and n in held) for g in "abc"}
+    assert by_group == {"a": math.ceil(0.2 * 20), "b": math.ceil(0.2 * 7), "c": 1}
+    # A tiny fraction still holds out one image of every group.
+    held = split_validation(names, 0.001, groups=groups)
+    assert len(held) == 3
+    assert {groups[names.index(n)] for n in held} == {"a", "b", "c"}
+
+
+def test_split_does_not_depend_on_the_order_of_the_files():
+    names, groups = names_and_groups()
+    reference = split_validation(names, 0.25, groups=groups)
+    pairs = list(zip(names, groups))
+    for seed in range(3):
+        random.Random(seed).shuffle(pairs)
+        shuffled_names, shuffled_groups = (list(x) for x in zip(*pairs))
+        assert split_validation(shuffled_names, 0.25, groups=shuffled_groups) == reference
+
+
+def test_split_without_groups_and_with_always():
+    names = [f"img{i}" for i in range(10)]
+    held = split_validation(names, 0.3)
+    assert len(held) == 3
+    held_always = split_validation(names, 0.3, always=("img7", "img8", "not_a_name"))
+    assert held_always == held | {"img7", "img8"}
+    assert "not_a_name" not in held_always
+    # Adding names to one group does not reshuffle the choice in another.
+    grouped = split_validation([*names, "x1", "x2"], 0.3, groups=["g"] * 10 + ["h"] * 2)
+    assert {n for n in grouped if n.startswith("img")} == held
+
+
+def test_split_rejects_groups_of_the_wrong_length():
+    with pytest.raises(ValueError):
+        split_validation(["a", "b"], 0.5, groups=["g"])
+
+
+# --- AugmentedSampler ------------------------------------------------------------------------
+
+
+def make_pair(shape=(64, 80), seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(shape, np.int32)
+    for i, (y, x) in enumerate(rng.integers(0, np.array(shape) - 12, size=(6, 2)), start=1):
+        labels[y : y + 12, x : x + 12] = i
+    image = (labels > 0).astype(np.float32)  # bright objects: lets us check alignment
+    return Pair(image, labels, name=f"p{seed}")
+
+
+def test_sampler_shapes_types_and_classes():
+    sampler = AugmentedSampler([make_pair(), make_pair(seed=1)], crop=32, seed=0)
+    images, classes, weights = sampler.sample(5)
+    assert images.shape == (5, 1, 32, 32) and images.dtype == np.float32
+    assert classes.shape == (5, 32, 32) and classes.dtype == np.int64
+    assert weights.shape == (5, 32, 32) and weights.dtype == np.float32
+    assert set(np.unique(classes)) <= {0, 1, 2}
+    assert (weights >= 1).all() and np.isfinite(images).all()
+
+
+def test_sampler_keeps_images_and_targets_aligned():
+    sampler = AugmentedSampler([make_pair((96, 96), seed=s) for s in range(3)], crop=48, seed=3)
+    images, classes, _ = sampler.sample(8)
+    for image, target in zip(images[:, 0], classes):
+        if 0 < (target > 0).sum() < target.size:
+            assert image[target > 0].mean() > image[target == 0].mean() + 0.2
+
+
+def test_sampler_is_deterministic_for_a_seed():
+    pairs = [make_pair(seed=s) for s in range(3)]
+    first = AugmentedSampler(pairs, crop=40, seed=11).sample(4)
+    second = AugmentedSampler(pairs, crop=40, seed=11).sample(4)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    other = AugmentedSampler(pairs, crop=40, seed=12).sample(4)
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_sampler_pads_images_smaller_than_the_crop():
+    pair = make_pair((20, 15))
+    images, classes, weights = AugmentedSampler([pair], crop=48, seed=0).sample(3)
+    assert images.shape == (3, 1, 48, 48)
+    assert classes.shape == weights.shape == (3, 48, 48)
+
+
+def test_sampler_needs_pairs_and_respects_weights():
+    with pytest.raises(ValueError):
+        AugmentedSampler([])
+    empty = Pair(np.zeros((32, 32), np.float32), np.zeros((32, 32), np.int32), "empty")
+    sampler = AugmentedSampler([empty, make_pair((32, 32))], crop=32, weights=[1, 0], seed=0)
+    _, classes, _ = sampler.sample(4)
+    assert not classes.any()  # only the empty image can be drawn
+
+
+# --- load_pairs ------------------------------------------------------------------------------
+
+
+def write_folders(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    written = {}
+    for stem, image_name, mask_name in [("a", "a.tif", "a.tif"), ("b", "b.tif", "b.tiff"),
+                                        ("c", "c.ome.tif", "c.tif")]:  # fmt: skip
+        labels = np.zeros((24, 32), np.uint16)
+        labels[4:10, 5:12] = 1
+        labels[12:20, 15:30] = 2
+        # Fluorescence-like: dim noisy background, bright objects.
+        image = (rng.integers(100, 200, size=(24, 32)) + 3000 * (labels > 0)).astype(np.uint16)
+        tifffile.imwrite(images / image_name, image)
+        tifffile.imwrite(masks / mask_name, labels)
+        written[stem] = (image, labels)
+    tifffile.imwrite(images / "only_image.tif", np.zeros((8, 8), np.uint8))
+    tifffile.imwrite(masks / "only_mask.tif", np.zeros((8, 8), np.uint8))
+    (images / "notes.txt").write_text("not an image")
+    return images, masks, written
+
+
+def test_load_pairs_matches_stems(tmp_path):
+    images, masks, written = write_folders(tmp_path)
+    pairs = load_pairs(images, masks)
+    assert [p.name for p in pairs] == ["a", "b", "c"]
+    for pair in pairs:
+        image, labels = written[pair.name]
+        np.testing.assert_array_equal(pair.labels, labels)
+        assert pair.labels.dtype == np.int32
+        assert pair.image.dtype == np.float32 and pair.image.shape == image.shape
+        # Normalised (not inverted): an affine map of the raw pixels, percentiles at 0 and 1.
+        assert np.corrcoef(pair.image.ravel(), image.ravel())[0, 1] > 0.9999
+        low, high = np.percentile(pair.image, (1.0, 99.8))
+        assert abs(low) < 1e-3 and abs(high - 1) < 1e-3
+
+
+def test_load_pairs_errors(tmp_path):
+    images, masks, _ = write_folders(tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_pairs(tmp_path / "missing", masks)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_pairs(images, tmp_path / "missing")
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    tifffile.imwrite(elsewhere / "zzz.tif", np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match="No image"):
+        load_pairs(images, elsewhere)
