@@ -28,6 +28,13 @@ def add_commands(commands, common: argparse.ArgumentParser) -> None:
         help="typical object diameter, to rescale to the model's training size",
     )
     engine.add_argument("--diameter-unit", choices=("px", "um"), default="px")
+    engine.add_argument(
+        "--invert",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="objects darker than the background (brightfield, H&E): "
+        "auto decides from each image's histogram",
+    )
 
     segment = commands.add_parser(
         "segment",
@@ -108,7 +115,9 @@ def _settings(args):
 
     if args.tile < 32:
         raise ValueError("--tile must be at least 32 pixels.")
+    invert = {"auto": None, "yes": True, "no": False}[args.invert]
     return SegmentSettings(
+        invert=invert,
         channel=args.channel,
         diameter=args.diameter,
         diameter_unit=args.diameter_unit,

@@ -46,6 +46,10 @@ class SegmentSettings:
         Thresholds; None uses the model's own (chosen on its validation data).
     link_z : bool
         Link overlapping objects of neighbouring Z planes into 3-D objects.
+    invert : bool or None
+        Whether objects are darker than the background (brightfield, H&E).
+        None decides per plane from its intensity histogram
+        (see :func:`napari_segnet.inference.normalise.normalise`).
     """
 
     channel: int | str | None = None
@@ -56,6 +60,7 @@ class SegmentSettings:
     batch_size: int = 4
     instances: InstanceSettings | None = None
     link_z: bool = True
+    invert: bool | None = None
 
 
 @dataclass
@@ -141,7 +146,7 @@ def iter_segment(
     offset = 0
     for number, index in enumerate(np.ndindex(*stack_shape)):
         plane = np.asarray(data[index])
-        normalised = normalise(plane, model.config.normalise_percentiles)
+        normalised = normalise(plane, model.config.normalise_percentiles, invert=settings.invert)
         events = segment_normalised(
             model,
             normalised,

@@ -75,7 +75,7 @@ def iter_predict_tiled(
     """
     import torch
 
-    device = device or next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     multiple = model.size_multiple
     tile = int(np.ceil(tile / multiple) * multiple)
     # Tiles that start on the network's stride grid compute exactly what the whole

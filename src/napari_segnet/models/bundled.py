@@ -47,6 +47,5 @@ def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
     if path.is_file():
         return path
     raise ValueError(
-        f"There is no model {str(name_or_path)!r}: give a file path or one of "
-        f"{', '.join(models)}."
+        f"There is no model {str(name_or_path)!r}: give a file path or one of {', '.join(models)}."
     )

@@ -59,6 +59,19 @@ class ModelConfig:
     instance_settings: dict[str, float] = field(default_factory=dict)
     instance_classes: tuple[str, ...] = field(default=INSTANCE_CLASSES)
 
+    def __post_init__(self):
+        low, high = self.normalise_percentiles
+        problems = [
+            (not isinstance(self.in_channels, int) or self.in_channels < 1, "in_channels"),
+            (not 0 <= low < high <= 100, "normalise_percentiles"),
+            (self.object_diameter_px is not None and not self.object_diameter_px > 0,
+             "object_diameter_px"),
+            (len(self.instance_classes) != 3, "instance_classes"),
+        ]  # fmt: skip
+        bad = [name for wrong, name in problems if wrong]
+        if bad:
+            raise ValueError(f"invalid model settings: {', '.join(bad)}")
+
     def to_json(self) -> str:
         """Serialise to a JSON string."""
         return json.dumps(asdict(self), sort_keys=True)
