@@ -114,7 +114,7 @@ def test_local_imagenet_weights_are_loaded(tmp_path, in_channels):
     if in_channels == 3:
         expected = rgb
     else:
-        expected = rgb.mean(dim=1, keepdim=True).repeat(1, in_channels, 1, 1)
+        expected = (rgb.sum(dim=1, keepdim=True) / in_channels).repeat(1, in_channels, 1, 1)
     torch.testing.assert_close(conv.weight.detach(), expected, rtol=0, atol=1e-7)
     torch.testing.assert_close(model.encoder.stem[1].running_var, state["bn1.running_var"])
     block = model.encoder.layers[3][1].conv2.weight.detach()
@@ -140,3 +140,13 @@ def test_a_malicious_weights_file_is_not_executed(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         create_model(ModelConfig(encoder="resnet18"), path)
     assert not marker.exists()
+
+
+def test_grey_input_gives_the_pretrained_rgb_activations(tmp_path):
+    path, _ = imagenet_like_weights(tmp_path)
+    rgb_model = create_model(ModelConfig(encoder="resnet18", in_channels=3), path).eval()
+    grey_model = create_model(ModelConfig(encoder="resnet18", in_channels=1), path).eval()
+    grey = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        expected = rgb_model.encoder.stem[0](grey.repeat(1, 3, 1, 1))
+        torch.testing.assert_close(grey_model.encoder.stem[0](grey), expected)

@@ -116,14 +116,21 @@ def _load_local_weights(net: nn.Module, weights_path: Path | None) -> None:
 
 
 def _adapt_first_conv(parent: nn.Module, name: str, in_channels: int) -> None:
-    """Replace a 3-channel first convolution; reuse its weights averaged over RGB."""
+    """Replace a 3-channel first convolution, keeping what the pretrained weights compute.
+
+    Each new input channel gets the RGB weights summed and divided by the new
+    channel count: a grey image fed to every channel then produces the same
+    activations as that grey image given as RGB, which is the scale the
+    pretrained batch-norm statistics expect.
+    """
     conv: nn.Conv2d = getattr(parent, name) if not name.isdigit() else parent[int(name)]
     if conv.in_channels == in_channels:
         return
     new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                     conv.padding, bias=conv.bias is not None)  # fmt: skip
     with torch.no_grad():
-        new.weight.copy_(conv.weight.mean(dim=1, keepdim=True).repeat(1, in_channels, 1, 1))
+        summed = conv.weight.sum(dim=1, keepdim=True) / in_channels
+        new.weight.copy_(summed.repeat(1, in_channels, 1, 1))
         if conv.bias is not None:
             new.bias.copy_(conv.bias)
     if name.isdigit():
