@@ -20,7 +20,7 @@ import numpy as np
 import tifffile
 
 from napari_segnet.inference.devices import select_device
-from napari_segnet.models import ModelConfig, create_model
+from napari_segnet.models import ModelConfig, create_model, load_model
 from napari_segnet.training.data import make_pair, split_validation
 from napari_segnet.training.loop import TrainSettings, iter_train
 
@@ -56,6 +56,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--resume", type=Path)
+    parser.add_argument("--from", dest="start_from", type=Path,
+                        help="continue training this model file with a new schedule")
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -63,16 +66,23 @@ def main() -> None:
     train, validation = load_dsb(args.data)
     counts = {c: sum(p.group == c for p in train) for c in CLASS_SHARES}
     weights = np.array([CLASS_SHARES[p.group] / counts[p.group] for p in train])
-    config = ModelConfig(encoder="compact", in_channels=1, name="nuclei",
-                         object_diameter_px=round(median_diameter(train), 1))  # fmt: skip
-    model = create_model(config)
+    if args.start_from:
+        model, earlier = load_model(args.start_from)
+        history = [*earlier.get("history", []), {k: earlier.get(k) for k in
+                   ("command", "epoch", "validation", "training_seconds")}]  # fmt: skip
+    else:
+        config = ModelConfig(encoder="compact", in_channels=1, name="nuclei",
+                             object_diameter_px=round(median_diameter(train), 1))  # fmt: skip
+        model, history = create_model(config), []
     settings = TrainSettings(epochs=args.epochs, steps_per_epoch=args.steps,
-                             batch_size=args.batch_size, seed=args.seed)  # fmt: skip
+                             batch_size=args.batch_size, seed=args.seed,
+                             learning_rate=args.learning_rate)  # fmt: skip
     provenance = {
         "data": "DSB2018 stage1_train with community fixes (CC0)",
         "train_images": len(train),
         "validation_ids": sorted(p.name for p in validation),
         "command": " ".join(sys.argv),
+        "history": history,
     }
     device = select_device(args.device)
     print(f"train {len(train)} images {counts}, validation {len(validation)}, device {device}",
