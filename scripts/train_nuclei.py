@@ -56,8 +56,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--resume", type=Path)
-    parser.add_argument("--from", dest="start_from", type=Path,
-                        help="continue training this model file with a new schedule")
+    parser.add_argument(
+        "--from",
+        dest="start_from",
+        type=Path,
+        help="continue training this model file with a new schedule",
+    )
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import torch
@@ -80,3 +81,24 @@ class SegNet(nn.Module):
 def create_model(config: ModelConfig, encoder_weights: Path | None = None) -> SegNet:
     """Build a network from its config (randomly initialised unless weights are given)."""
     return SegNet(config, encoder_weights)
+
+
+def fused_for_inference(model: SegNet) -> SegNet:
+    """Copy ``model`` for fast inference: batch norm folded into convolutions, channels-last.
+
+    The copy computes the same outputs (up to rounding) but cannot be trained.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fused = copy.deepcopy(model).eval()
+    for module in fused.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        children = list(module.named_children())
+        for (name, conv), (bn_name, bn) in itertools.pairwise(children):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(module, name, fuse_conv_bn_eval(conv, bn))
+                setattr(module, bn_name, nn.Identity())
+    return fused.to(memory_format=torch.channels_last)

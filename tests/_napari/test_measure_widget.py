@@ -1,0 +1,170 @@
+"""The Measure dock widget in a real viewer, on the bundled sample and its ground truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from napari.utils.notifications import NotificationSeverity, notification_manager
+from qtpy.QtCore import Qt
+
+from napari_segnet._napari.measure_widget import MeasureWidget, merge_features
+from napari_segnet.data import sample_path
+from napari_segnet.io import read_image
+
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def errors():
+    seen = []
+
+    def record(notification):
+        if notification.severity >= NotificationSeverity.ERROR:
+            seen.append(notification.message)
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+@pytest.fixture
+def truth():
+    return read_image(sample_path("nuclei_labels")).data
+
+
+@pytest.fixture
+def labelled_viewer(make_napari_viewer, truth):
+    viewer = make_napari_viewer(show=True)  # hidden canvases render black under Xvfb
+    viewer.open_sample("napari-segnet", "nuclei_2ch")
+    viewer.add_labels(truth, name="nuclei labels", scale=(0.65, 0.65),
+                      units=("micrometer", "micrometer"))  # fmt: skip
+    return viewer
+
+
+def click_measure(widget, layer, qtbot):
+    qtbot.mouseClick(widget.measure_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.worker is None and "area_px" in layer.features,
+                    timeout=TIMEOUT_MS)  # fmt: skip
+
+
+def test_measure_merges_into_features_and_syncs_the_table(
+    labelled_viewer, truth, qtbot, errors, tmp_path
+):
+    viewer = labelled_viewer
+    layer = viewer.layers["nuclei labels"]
+    ids = np.unique(truth)[1:]
+    notes = {int(ids[0]): "first", int(ids[5]): "dividing"}
+    layer.features = pd.DataFrame({"label": list(notes), "my_note": list(notes.values()),
+                                   "area_um2": [-1.0, -1.0]})  # fmt: skip
+    _, widget = viewer.window.add_plugin_dock_widget("napari-segnet", "Measure")
+    assert isinstance(widget, MeasureWidget)
+    assert widget.labels.layer() is layer  # the active labels layer
+    assert [layer.name for layer in widget.chosen_images()] == ["DAPI", "CellMask (synthetic)"]
+    assert widget.calibration.text() == "Pixel size 0.65 µm × 0.65 µm"
+
+    click_measure(widget, layer, qtbot)
+    features = pd.DataFrame(layer.features)
+    assert len(features) == len(ids)
+    np.testing.assert_array_equal(features["label"], ids)
+    np.testing.assert_array_equal(features["index"], ids)  # napari shows the row on hover
+    np.testing.assert_allclose(features["area_um2"], features["area_px"] * 0.65**2)
+    dapi = viewer.layers["DAPI"].data
+    first = features.iloc[0]
+    assert first["intensity_mean_DAPI"] == pytest.approx(dapi[truth == first["label"]].mean())
+    assert "intensity_mean_CellMask_synthetic" in features
+    by_label = features.set_index("label")["my_note"]
+    assert by_label[ids[0]] == "first" and by_label[ids[5]] == "dividing"
+    assert by_label.isna().sum() == len(ids) - 2
+    assert widget.model.rowCount() == len(ids)
+    assert "index" not in list(widget.model.frame.columns)
+    assert errors == []
+
+    # table -> viewer
+    assert int(widget.model.frame["label"][3]) == ids[3]  # label order until sorted
+    widget.table.selectRow(3)
+    assert layer.selected_label == int(widget.model.frame["label"][3])
+    # viewer -> table
+    layer.selected_label = int(ids[10])
+    (row,) = widget.table.selectionModel().selectedRows()
+    assert int(widget.model.frame["label"][row.row()]) == ids[10]
+    widget.show_selected.setChecked(True)
+    assert layer.show_selected_label
+    widget.show_selected.setChecked(False)
+
+    # sorting the table keeps the row -> label link
+    widget.table.sortByColumn(list(widget.model.frame.columns).index("area_px"),
+                              Qt.SortOrder.DescendingOrder)  # fmt: skip
+    widget.table.selectRow(0)
+    largest = features.loc[features["area_px"].idxmax(), "label"]
+    assert layer.selected_label == largest
+
+    # exports
+    csv = widget.export_csv(tmp_path / "measurements.csv")
+    table = pd.read_csv(csv)
+    assert len(table) == len(ids) and "index" not in table
+    assert {"area_um2", "intensity_mean_DAPI", "my_note"} <= set(table.columns)
+    np.testing.assert_allclose(table["area_um2"], features["area_um2"])
+    tif = widget.export_labels(tmp_path / "labels.tif")
+    written = read_image(tif)
+    np.testing.assert_array_equal(written.data, truth)
+    assert written.pixel_size == pytest.approx({"Y": 0.65, "X": 0.65})
+    assert errors == []
+
+    path = tmp_path / "measure_widget.png"
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    assert path.stat().st_size > 10_000
+
+
+def test_remeasuring_replaces_columns_and_keeps_user_ones(labelled_viewer, truth, qtbot, errors):
+    viewer = labelled_viewer
+    layer = viewer.layers["nuclei labels"]
+    widget = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.images.item(1).setCheckState(Qt.CheckState.Unchecked)  # only DAPI
+    click_measure(widget, layer, qtbot)
+    features = layer.features
+    assert "intensity_mean_DAPI" in features and "intensity_mean_CellMask_synthetic" not in features
+    features["my_note"] = "checked"
+    layer.features = features
+    layer.data = np.where(truth == truth.max(), 0, truth)  # the user erased one object
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    features = layer.features
+    assert len(features) == len(np.unique(truth)) - 2
+    assert (features["my_note"] == "checked").all()
+    assert list(features.columns).count("area_px") == 1
+    assert errors == []
+
+
+def test_uncalibrated_labels_are_measured_in_pixels(make_napari_viewer, truth, qtbot, errors):
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(truth, name="labels")
+    widget = MeasureWidget(viewer)
+    assert widget.calibration.text() == "Uncalibrated: pixels"
+    assert widget.images.count() == 0
+    click_measure(widget, layer, qtbot)
+    assert "area_um2" not in layer.features and "intensity_mean_DAPI" not in layer.features
+    assert errors == []
+    widget.deleteLater()
+
+
+def test_exports_without_measurements_or_layers_say_why(make_napari_viewer, errors, tmp_path):
+    viewer = make_napari_viewer()
+    widget = MeasureWidget(viewer)
+    assert widget.export_labels(tmp_path / "x.tif") is None
+    viewer.add_labels(np.zeros((8, 8), np.uint16))
+    assert widget.export_csv(tmp_path / "x.csv") is None
+    assert len(errors) == 2 and not list(tmp_path.iterdir())
+    widget.deleteLater()
+
+
+def test_merge_features_aligns_user_columns_by_label():
+    new = pd.DataFrame({"label": [1, 2, 4], "area_px": [10, 20, 40]})
+    old = pd.DataFrame({"index": [4, 1, 3], "area_px": [0, 0, 0], "note": ["d", "a", "gone"]})
+    merged = merge_features(old, new)
+    assert list(merged["label"]) == [1, 2, 4] and list(merged["area_px"]) == [10, 20, 40]
+    assert list(merged["note"].fillna("")) == ["a", "", "d"]
+    assert list(merged["index"]) == [1, 2, 4]
+    # napari's own convention without a label/index column: row i is label i
+    implicit = merge_features(pd.DataFrame({"note": ["bg", "one", "two"]}), new)
+    assert list(implicit["note"].fillna("")) == ["one", "two", ""]
+    assert list(merge_features(pd.DataFrame(), new).columns) == ["label", "area_px", "index"]

@@ -1,0 +1,211 @@
+"""The Segment dock widget in a real viewer, with the bundled model and sample."""
+
+import numpy as np
+import pytest
+from napari.layers import Labels
+from napari.utils.notifications import NotificationSeverity, notification_manager
+from qtpy.QtCore import Qt, QTimer
+
+from napari_segnet._napari import segment_widget
+from napari_segnet._napari.segment_widget import CHOOSE_FILE, SegmentWidget, register_model
+from napari_segnet.models.bundled import bundled_model_path
+
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def errors():
+    """Messages of the error notifications shown during the test."""
+    seen = []
+
+    def record(notification):
+        if notification.severity >= NotificationSeverity.ERROR:
+            seen.append(notification.message)
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+@pytest.fixture
+def sample_viewer(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)  # hidden canvases render black under Xvfb
+    viewer.open_sample("napari-segnet", "nuclei_2ch")
+    return viewer
+
+
+def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_path):
+    viewer = sample_viewer
+    viewer.layers.selection.active = viewer.layers["DAPI"]
+    _, widget = viewer.window.add_plugin_dock_widget("napari-segnet", "Segment")
+    assert isinstance(widget, SegmentWidget)
+    assert widget.image.layer() is viewer.layers["DAPI"]  # the active image layer
+    assert widget.channel.isHidden()  # one channel of a multichannel file: nothing to pick
+    assert widget.model.currentText() == "nuclei"
+    assert (widget.seed.value(), widget.foreground.value(), widget.min_size.value()) == (
+        0.5, 0.5, 15,
+    )  # fmt: skip
+
+    ticks, ticks_when_done = [], []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    viewer.layers.events.inserted.connect(lambda event: ticks_when_done.append(len(ticks)))
+    timer.start(10)
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    assert not widget.run_button.isEnabled()
+    assert widget.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: "DAPI labels" in viewer.layers, timeout=TIMEOUT_MS)
+    timer.stop()
+    assert ticks_when_done[0] >= 5  # the event loop kept running during the segmentation
+
+    labels = viewer.layers["DAPI labels"]
+    assert isinstance(labels, Labels)
+    assert tuple(labels.scale) == pytest.approx((0.65, 0.65))
+    assert [str(unit) for unit in labels.units] == ["micrometer", "micrometer"]
+    assert tuple(labels.axis_labels) == tuple(viewer.layers["DAPI"].axis_labels)
+    assert labels.data.shape == viewer.layers["DAPI"].data.shape
+    assert len(np.unique(labels.data)) - 1 > 100
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert widget.run_button.isEnabled()
+    assert "Found" in widget.status.text()
+    assert "Last run on cpu" in widget.device_info.text() or "cuda" in widget.device_info.text()
+
+    # Running again updates the same layer.
+    data_events = []
+    labels.events.data.connect(lambda event: data_events.append(1))
+    widget.seed.setValue(0.6)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: bool(data_events) and widget.worker is None, timeout=TIMEOUT_MS)
+    assert [layer.name for layer in viewer.layers if isinstance(layer, Labels)] == ["DAPI labels"]
+    assert viewer.layers["DAPI labels"] is labels
+    assert errors == []
+
+    path = tmp_path / "segment_widget.png"
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    assert path.stat().st_size > 10_000
+
+
+def test_probability_maps_are_added_and_updated(sample_viewer, qtbot, errors):
+    viewer = sample_viewer
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image.choose(viewer.layers["DAPI"])
+    widget.probabilities.setChecked(True)
+    for _ in range(2):
+        widget.run_button.click()
+        qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    names = [layer.name for layer in viewer.layers]
+    assert names.count("DAPI interior probability") == 1
+    assert names.count("DAPI boundary probability") == 1
+    interior = viewer.layers["DAPI interior probability"]
+    assert (
+        interior.data.shape == (520, 696) and 0 <= interior.data.min() <= interior.data.max() <= 1
+    )
+    assert tuple(interior.scale) == pytest.approx((0.65, 0.65))
+    assert errors == []
+
+
+def test_cancel_stops_a_long_run(sample_viewer, qtbot, errors):
+    viewer = sample_viewer
+    plane = viewer.layers["DAPI"].data
+    series = viewer.add_image(np.stack([plane] * 20), name="series", axis_labels=("t", "y", "x"),
+                              scale=(1.0, 0.65, 0.65))  # fmt: skip
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert widget.image.layer() is series
+    done = []
+    widget.run_button.click()
+    widget.worker.yielded.connect(lambda event: done.append((event.done, event.total)))
+    qtbot.waitUntil(lambda: widget.progress.value() >= 1000, timeout=TIMEOUT_MS)  # one plane
+    qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert "series labels" not in viewer.layers
+    assert done and max(d for d, _ in done) < done[-1][1] // 2  # stopped early
+    assert widget.status.text() == "Cancelled."
+    assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
+    assert errors == []
+
+
+def test_an_unreadable_model_file_gives_one_error_sentence(
+    sample_viewer, qtbot, errors, tmp_path, monkeypatch
+):
+    viewer = sample_viewer
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"this is not a model")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    monkeypatch.setattr(widget, "_ask_model_path", lambda: str(broken))  # the file dialog
+    widget.model.setCurrentIndex(widget.model.findText(CHOOSE_FILE))
+    assert widget.model.currentText() == "broken"
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert len(errors) == 1
+    assert errors[0].startswith("Cannot load model broken.safetensors")
+    assert errors[0].endswith(".") and ". " not in errors[0] and "\n" not in errors[0]
+    assert not any(isinstance(layer, Labels) for layer in viewer.layers)
+
+
+def test_cancelling_the_file_dialog_keeps_the_model(sample_viewer, monkeypatch):
+    widget = SegmentWidget(sample_viewer)
+    monkeypatch.setattr(widget, "_ask_model_path", lambda: "")
+    widget.model.setCurrentIndex(widget.model.findText(CHOOSE_FILE))
+    assert widget.model.currentText() == "nuclei"
+    widget.deleteLater()
+
+
+def test_register_model_reaches_open_and_later_widgets(make_napari_viewer, monkeypatch, tmp_path):
+    monkeypatch.setattr(segment_widget, "_REGISTERED", {})
+    viewer = make_napari_viewer()
+    first = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(first)
+    copy = tmp_path / "trained.safetensors"
+    copy.write_bytes(bundled_model_path("nuclei").read_bytes())
+    assert register_model(copy) == "trained"
+    assert first.model.findText("trained") >= 0
+    assert first.model.findText(CHOOSE_FILE) == first.model.count() - 1  # stays last
+    later = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(later)
+    assert later.model.findText("trained") >= 0
+    register_model(copy)  # twice: still one entry
+    assert [first.model.itemText(i) for i in range(first.model.count())].count("trained") == 1
+
+
+def test_channel_picker_for_multichannel_and_rgb_layers(make_napari_viewer):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    metadata = {"axes": "CYX", "channel_names": ["GFP", "Hoechst"]}
+    stack = viewer.add_image(rng.random((2, 32, 40)), name="stack", metadata=metadata)
+    widget = SegmentWidget(viewer)
+    assert not widget.channel.isHidden()
+    assert [widget.channel.itemText(i) for i in range(2)] == ["GFP", "Hoechst"]
+    assert widget.channel.currentText() == "Hoechst"  # the DNA stain by default
+    request = widget.request()
+    assert request["image"].axes == "CYX" and request["settings"].channel == 1
+    assert request["settings"].diameter is None
+
+    rgb = viewer.add_image(rng.integers(0, 255, (32, 40, 3), dtype=np.uint8), name="rgb")
+    assert widget.image.layer() is rgb  # followed the active layer
+    assert widget.channel.currentText() == "Luminance"
+    assert widget.request()["image"].axes == "YXS"
+    widget.channel.setCurrentText("Green")
+    assert widget.request()["image"].axes == "YX"
+
+    widget.image.choose(stack)  # a user choice is kept when another layer becomes active
+    viewer.add_image(rng.random((32, 40)), name="plain")
+    assert widget.image.layer() is stack
+    widget.deleteLater()
+
+
+def test_device_picker_explains_unavailable_devices(make_napari_viewer):
+    from napari_segnet.inference.devices import device_report
+
+    widget = SegmentWidget(make_napari_viewer())
+    assert widget.device.currentText() == "auto"
+    assert widget.device_info.text().startswith("auto uses ")
+    for status in device_report():
+        item = widget.device.model().item(widget.device.findText(status.name))
+        assert item.isEnabled() == status.available
+        if not status.available:
+            assert status.detail.split(". ")[0] in widget.device_info.text()
+            assert item.toolTip() == status.detail
+    widget.deleteLater()
