@@ -10,6 +10,7 @@ from pathlib import Path
 import napari
 from qtpy.QtWidgets import QApplication
 
+from napari_segnet._napari.layer_utils import process_events_until
 from napari_segnet.data import sample_path
 from napari_segnet.io import read_image
 from napari_segnet.measure import measure
@@ -40,6 +41,28 @@ def main() -> None:
     viewer.layers.selection.active = layer
     settle(viewer)
     viewer.screenshot(str(OUT / "sample_2ch_measured.png"), canvas_only=False, flash=False)
+    viewer.close()
+    widget_screenshots()
+
+
+def widget_screenshots() -> None:
+    """Segment the sample's DAPI channel, then measure it, through the dock widgets."""
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.open_sample("napari-segnet", "nuclei_2ch")
+    viewer.layers.selection.active = viewer.layers["DAPI"]
+    _, segment = viewer.window.add_plugin_dock_widget("napari-segnet", "Segment")
+    segment.run()
+    process_events_until(lambda: segment.worker is None, timeout_s=300)
+    settle(viewer)
+    viewer.screenshot(str(OUT / "segment_widget.png"), canvas_only=False, flash=False)
+    viewer.window.remove_dock_widget(segment)
+    _, measure_widget = viewer.window.add_plugin_dock_widget("napari-segnet", "Measure")
+    measure_widget.run()
+    process_events_until(lambda: measure_widget.worker is None, timeout_s=300)
+    measure_widget.table.selectRow(0)
+    settle(viewer)
+    viewer.screenshot(str(OUT / "measure_widget.png"), canvas_only=False, flash=False)
     viewer.close()
 
 
