@@ -136,7 +136,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
-    model, provenance = load_model(resolve_model(args.model), device=device)
+    model, provenance = load_model(resolve_model(args.model), device=device, fuse=True)
     ids = provenance["validation_ids"]
     cpu = platform.processor() or platform.machine()
     threads = torch.get_num_threads()

@@ -106,7 +106,7 @@ def _load(args):
     from napari_segnet.models.bundled import resolve_model
 
     device = select_device(args.device)
-    model, _ = load_model(resolve_model(args.model), device=device)
+    model, _ = load_model(resolve_model(args.model), device=device, fuse=True)
     return model, device
 
 

@@ -150,3 +150,19 @@ def test_grey_input_gives_the_pretrained_rgb_activations(tmp_path):
     with torch.no_grad():
         expected = rgb_model.encoder.stem[0](grey.repeat(1, 3, 1, 1))
         torch.testing.assert_close(grey_model.encoder.stem[0](grey), expected)
+
+
+def test_fused_inference_copy_computes_the_same(tmp_path):
+    from napari_segnet.models import load_model, save_model
+
+    torch.manual_seed(0)
+    model = create_model(ModelConfig())
+    model.train()
+    model(torch.rand(4, 1, 64, 64))  # give batch norm non-trivial running statistics
+    path = save_model(model, tmp_path / "m.safetensors")
+    plain, _ = load_model(path)
+    fused, _ = load_model(path, fuse=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.rand(1, 1, 70, 90)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x)["instance"], plain(x)["instance"], rtol=1e-4, atol=1e-4)

@@ -62,7 +62,7 @@ def run_segmentation(image, model_path, device, settings, probabilities=False):
     try:
         yield Progress(0, 1, "loading the model")
         device = select_device(device)
-        model, _ = load_model(model_path, device)
+        model, _ = load_model(model_path, device, fuse=True)
         result = yield from iter_segment(image, model, settings, device=device,
                                          keep_probabilities=probabilities)  # fmt: skip
     except Exception as error:

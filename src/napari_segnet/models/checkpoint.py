@@ -101,8 +101,18 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any
     return config, provenance, state
 
 
-def load_model(path: str | os.PathLike, device: str = "cpu"):
+def load_model(path: str | os.PathLike, device: str = "cpu", *, fuse: bool = False):
     """Load a network from a model file, ready for inference (``eval`` mode).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.safetensors`` model file.
+    device : str or torch.device
+        Where the network runs.
+    fuse : bool
+        Fold batch norm into the convolutions and use channels-last memory:
+        about 15 % faster on CPU, same outputs, but the model cannot be trained.
 
     Returns
     -------
@@ -126,4 +136,9 @@ def load_model(path: str | os.PathLike, device: str = "cpu"):
         raise ModelLoadError(
             f"Cannot load model {Path(path).name}: its weights do not fit its architecture."
         ) from None
-    return model.to(device).eval(), provenance
+    model = model.to(device).eval()
+    if fuse:
+        from .network import fused_for_inference
+
+        model = fused_for_inference(model)
+    return model, provenance
