@@ -1,5 +1,10 @@
 import numpy as np
 import pytest
+
+# torchvision pulls in triton, whose bundled LLVM crashes the process when it is loaded after
+# Mesa's software OpenGL (which brings its own LLVM) has drawn a napari canvas under Xvfb.
+# Loading it before any viewer exists keeps the whole suite in one process.
+import torchvision  # noqa: F401
 from skimage.draw import disk
 
 
