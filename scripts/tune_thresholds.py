@@ -22,9 +22,9 @@ from napari_segnet.metrics import evaluate
 from napari_segnet.models import load_model, save_model
 from napari_segnet.postprocess import InstanceSettings, probabilities_to_instances
 
-SEEDS = (0.4, 0.5, 0.6, 0.7, 0.8)
-FOREGROUNDS = (0.3, 0.4, 0.5, 0.6)
-MIN_SIZES = (5, 10, 20, 30)
+SEEDS = (0.4, 0.5, 0.6, 0.7)
+FOREGROUNDS = (0.35, 0.5, 0.65)
+MIN_SIZES = (8, 15, 25)
 
 
 def main() -> None:
