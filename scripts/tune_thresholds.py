@@ -23,8 +23,8 @@ from napari_segnet.models import load_model, save_model
 from napari_segnet.postprocess import InstanceSettings, probabilities_to_instances
 
 SEEDS = (0.4, 0.5, 0.6, 0.7)
-FOREGROUNDS = (0.35, 0.5, 0.65)
-MIN_SIZES = (8, 15, 25)
+FOREGROUNDS = (0.5, 0.65, 0.8)
+MIN_SIZES = (15, 25, 40)
 
 
 def main() -> None:
