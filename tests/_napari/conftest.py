@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tifffile
+from napari.utils.notifications import NotificationSeverity, notification_manager
 
 
 @pytest.fixture
@@ -26,3 +27,17 @@ def _discover_plugins():
     import npe2
 
     npe2.PluginManager.instance().discover()
+
+
+@pytest.fixture
+def errors():
+    """Messages of the error notifications shown during the test."""
+    seen = []
+
+    def record(notification):
+        if notification.severity >= NotificationSeverity.ERROR:
+            seen.append(notification.message)
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)

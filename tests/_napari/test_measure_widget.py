@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-from napari.utils.notifications import NotificationSeverity, notification_manager
 from qtpy.QtCore import Qt
 
 from napari_segnet._napari.measure_widget import MeasureWidget, merge_features
@@ -11,19 +10,6 @@ from napari_segnet.data import sample_path
 from napari_segnet.io import read_image
 
 TIMEOUT_MS = 120_000
-
-
-@pytest.fixture
-def errors():
-    seen = []
-
-    def record(notification):
-        if notification.severity >= NotificationSeverity.ERROR:
-            seen.append(notification.message)
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 @pytest.fixture

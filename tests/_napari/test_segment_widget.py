@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from napari.layers import Labels
-from napari.utils.notifications import NotificationSeverity, notification_manager
 from qtpy.QtCore import Qt, QTimer
 
 from napari_segnet._napari import segment_widget
@@ -11,20 +10,6 @@ from napari_segnet._napari.segment_widget import CHOOSE_FILE, SegmentWidget, reg
 from napari_segnet.models.bundled import bundled_model_path
 
 TIMEOUT_MS = 120_000
-
-
-@pytest.fixture
-def errors():
-    """Messages of the error notifications shown during the test."""
-    seen = []
-
-    def record(notification):
-        if notification.severity >= NotificationSeverity.ERROR:
-            seen.append(notification.message)
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 @pytest.fixture
