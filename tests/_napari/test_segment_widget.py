@@ -27,9 +27,13 @@ def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_
     assert widget.image.layer() is viewer.layers["DAPI"]  # the active image layer
     assert widget.channel.isHidden()  # one channel of a multichannel file: nothing to pick
     assert widget.model.currentText() == "nuclei"
+    from napari_segnet.models import read_model_file
+    from napari_segnet.models.bundled import bundled_model_path
+
+    stored = read_model_file(bundled_model_path("nuclei"))[0].instance_settings
     assert (widget.seed.value(), widget.foreground.value(), widget.min_size.value()) == (
-        0.5, 0.5, 15,
-    )  # fmt: skip
+        stored["seed_threshold"], stored["foreground_threshold"], stored["min_size"],
+    )  # fmt: skip  (the thresholds chosen on the model's validation split)
 
     ticks, ticks_when_done = [], []
     timer = QTimer()

@@ -76,3 +76,15 @@ def test_cancel_stops_the_generator(model, nuclei_pairs):
     with pytest.raises(InterruptedError):
         drain(iter_segment(image_of(frames, "TYX"), model), cancel_after_first)
     assert len(seen) == 1 and seen[0].total == 4000
+
+
+def test_bundled_model_on_the_held_out_sample(model):
+    """The shipped model on the bundled sample, held out from its training (docs/models.md)."""
+    from napari_segnet.data import sample_path
+    from napari_segnet.io import read_image
+    from napari_segnet.metrics import evaluate
+
+    result = segment(read_image(sample_path("nuclei_2ch")), model)
+    truth = read_image(sample_path("nuclei_labels")).data
+    assert result.channel == 0  # the DAPI channel
+    assert evaluate([truth], [result.labels])["pooled"][0.5]["ap"] >= 0.8  # measured: 0.857
