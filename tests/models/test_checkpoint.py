@@ -201,3 +201,25 @@ def test_a_missing_file_or_a_folder_is_refused(tmp_path):
     folder = tmp_path / "folder.safetensors"
     folder.mkdir()
     assert_refused(folder)
+
+
+def test_reading_only_the_config_matches_and_refuses_pickles(tmp_path):
+    import torch
+
+    from napari_segnet.models import (
+        ModelConfig,
+        ModelLoadError,
+        create_model,
+        read_model_config,
+        read_model_file,
+        save_model,
+    )
+
+    path = save_model(create_model(ModelConfig(name="x")), tmp_path / "m.safetensors",
+                      provenance={"epoch": 3})  # fmt: skip
+    config, provenance = read_model_config(path)
+    assert (config, provenance) == read_model_file(path)[:2]
+    pickled = tmp_path / "p.safetensors"
+    torch.save({"a": torch.zeros(1)}, pickled)
+    with pytest.raises(ModelLoadError, match="pickle"):
+        read_model_config(pickled)

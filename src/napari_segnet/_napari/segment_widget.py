@@ -18,7 +18,7 @@ from napari_segnet.inference.progress import Progress
 from napari_segnet.inference.segment import SegmentSettings, choose_channel, iter_segment
 from napari_segnet.io import MicroscopyImage
 from napari_segnet.models.bundled import list_models
-from napari_segnet.models.checkpoint import load_model
+from napari_segnet.models.checkpoint import ModelLoadError, load_model, read_model_config
 from napari_segnet.postprocess import InstanceSettings
 
 from . import layer_utils as lu
@@ -42,15 +42,10 @@ def register_model(path, name: str | None = None) -> str:
 
 
 def model_config(path):
-    """A model file's config read from its header only (no weights), or None."""
-    from safetensors import safe_open
-
-    from napari_segnet.models.config import ModelConfig
-
+    """A model file's config read from its header only (no weights), or None if unreadable."""
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            return ModelConfig.from_json((handle.metadata() or {})["config"])
-    except Exception:
+        return read_model_config(path)[0]
+    except ModelLoadError:
         return None
 
 

@@ -1,6 +1,6 @@
 """The encoder–decoder–classifier network, its encoders, model files and bundled models."""
 
-from .checkpoint import ModelLoadError, load_model, read_model_file, save_model
+from .checkpoint import ModelLoadError, load_model, read_model_config, read_model_file, save_model
 from .config import ModelConfig
 from .encoders import ENCODERS
 from .network import SegNet, create_model
@@ -12,6 +12,7 @@ __all__ = [
     "SegNet",
     "create_model",
     "load_model",
+    "read_model_config",
     "read_model_file",
     "save_model",
 ]

@@ -62,6 +62,22 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any
         architecture.
 
     """
+    return _read(path, weights=True)
+
+
+def read_model_config(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
+    """Read only the config and provenance of a model file (fast: no weights are read).
+
+    Raises
+    ------
+    ModelLoadError
+        As :func:`read_model_file`.
+    """
+    config, provenance, _ = _read(path, weights=False)
+    return config, provenance
+
+
+def _read(path: str | os.PathLike, *, weights: bool):
     from safetensors import safe_open
 
     path = Path(path)
@@ -77,7 +93,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
+            state = {key: handle.get_tensor(key) for key in handle.keys()} if weights else {}
     except Exception:
         raise ModelLoadError(
             f"Cannot load model {path.name}: it is not a valid .safetensors model file."
