@@ -130,11 +130,8 @@ def iter_segment(
     channel = choose_channel(image, settings.channel)
     data, axes = image.data, image.axes
     if channel is not None:
-        data = (
-            np.take(data, channel, axis=axes.index("C"))
-            if not hasattr(data, "dask")
-            else (data[tuple(channel if a == "C" else slice(None) for a in axes)])
-        )
+        # Indexing keeps memory maps and dask arrays lazy (np.take would read everything).
+        data = data[tuple(channel if a == "C" else slice(None) for a in axes)]
         axes = axes.replace("C", "")
     plane_ndim = 3 if axes.endswith("S") else 2
     stack_shape = tuple(data.shape[: data.ndim - plane_ndim])
