@@ -144,9 +144,9 @@ def _segment_with_bar(image, model, settings, device, name: str):
 
 def run_segment(args: argparse.Namespace) -> int:
     """``napari-segnet segment``: labels (and measurements) for every input."""
-    from napari_segnet.cli import _prepare_output_folder
+    from napari_segnet.cli import _measure_every_channel, _prepare_output_folder
     from napari_segnet.io import read_image, write_labels
-    from napari_segnet.measure import measure, write_csv
+    from napari_segnet.measure import write_csv
 
     _prepare_output_folder(args.out / "x")
     model, device = _load(args)
@@ -170,14 +170,7 @@ def run_segment(args: argparse.Namespace) -> int:
             )
             n = int(result.labels.max())
             if not args.no_measure:
-                table = measure(
-                    result.labels,
-                    image.data,
-                    axes=result.axes,
-                    channel_axis=image.channel_axis,
-                    channel_names=list(image.channel_names) or None,
-                    spacing=spacing,
-                )
+                table = _measure_every_channel(result.labels, result.axes, image, spacing)
                 if result.classes:
                     classes = dict(
                         zip(
@@ -280,26 +273,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """``napari-segnet evaluate``: metrics of a model on image/mask pairs."""
     from napari_segnet.io import read_image
     from napari_segnet.metrics import evaluate
-    from napari_segnet.training.data import _stem
+    from napari_segnet.training.data import pair_paths
 
+    pairs = pair_paths(args.images, args.masks)
     model, device = _load(args)
     settings = _settings(args)
-    masks = {_stem(p): p for p in args.masks.glob("*.tif*")} if args.masks.is_dir() else {}
-    images = (
-        sorted(p for p in args.images.glob("*.tif*") if _stem(p) in masks)
-        if (args.images.is_dir())
-        else []
-    )
-    if not images:
-        raise ValueError(f"No image in {args.images} has a mask of the same name in {args.masks}.")
     truths, predictions = [], []
-    for path in images:
-        result = _segment_with_bar(read_image(path), model, settings, device, path.name)
+    for _, image_path, mask_path in pairs:
+        result = _segment_with_bar(read_image(image_path), model, settings, device, image_path.name)
         predictions.append(result.labels)
-        truths.append(read_image(masks[_stem(path)]).data)
+        truths.append(read_image(mask_path).data)
     metrics = evaluate(truths, predictions)
     print(
-        f"{len(images)} images; pooled over images (StarDist conventions), "
+        f"{len(pairs)} images; pooled over images (StarDist conventions), "
         "and AP averaged per image:"
     )
     print(f"{'IoU':>5} {'AP':>6} {'prec':>6} {'recall':>6} {'F1':>6} {'PQ':>6} {'AP/img':>7}")

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_measure(args: argparse.Namespace) -> int:
     """``napari-segnet measure``: a CSV of per-object measurements."""
     from napari_segnet.io import read_image
-    from napari_segnet.measure import measure, write_csv
+    from napari_segnet.measure import write_csv
 
     image = read_image(args.image)
     labels = read_image(args.labels)
@@ -91,18 +91,19 @@ def run_measure(args: argparse.Namespace) -> int:
             f"{args.image.name} ({image.axes} {tuple(image.data.shape)}) and {args.labels.name} "
             f"({labels.axes} {tuple(labels.data.shape)}) do not cover the same pixels."
         )
-    table = measure(
-        labels.data,
-        image.data,
-        axes=labels.axes,
-        channel_axis=image.channel_axis,
-        channel_names=list(image.channel_names) or None,
-        spacing=image.spacing or labels.spacing,
-    )
+    table = _measure_every_channel(labels.data, labels.axes, image, image.spacing or labels.spacing)
     _prepare_output_folder(args.out)
     write_csv(table, args.out)
     print(f"Measured {len(table)} objects; wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _measure_every_channel(labels, axes: str, image, spacing):
+    """Measure ``labels`` against every channel of a MicroscopyImage, named from the file."""
+    from napari_segnet.measure import measure
+
+    return measure(labels, image.data, axes=axes, channel_axis=image.channel_axis,
+                   channel_names=list(image.channel_names) or None, spacing=spacing)  # fmt: skip
 
 
 def _shape_without_channels(image) -> tuple[int, ...]:

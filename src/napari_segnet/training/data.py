@@ -56,6 +56,23 @@ def load_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, *,
         If a folder is missing or no stem appears in both.
 
     """
+    pairs = []
+    for stem, image_path, mask_path in pair_paths(images_dir, masks_dir):
+        image = read_image(image_path)
+        plane = plane_for_training(image.data, image.axes, channel)
+        pairs.append(make_pair(plane, read_image(mask_path).data, name=stem,
+                               percentiles=percentiles))  # fmt: skip
+    return pairs
+
+
+def pair_paths(images_dir: str | os.PathLike, masks_dir: str | os.PathLike):
+    """``(stem, image path, mask path)`` for every TIFF stem found in both folders, sorted.
+
+    Raises
+    ------
+    ValueError
+        If a folder is missing or no stem appears in both.
+    """
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     for folder in (images_dir, masks_dir):
         if not folder.is_dir():
@@ -65,13 +82,7 @@ def load_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, *,
     stems = sorted(images.keys() & masks.keys())
     if not stems:
         raise ValueError(f"No image in {images_dir} has a mask of the same name in {masks_dir}.")
-    pairs = []
-    for stem in stems:
-        image = read_image(images[stem])
-        plane = plane_for_training(image.data, image.axes, channel)
-        pairs.append(make_pair(plane, read_image(masks[stem]).data, name=stem,
-                               percentiles=percentiles))  # fmt: skip
-    return pairs
+    return [(stem, images[stem], masks[stem]) for stem in stems]
 
 
 def _stem(path: Path) -> str:
