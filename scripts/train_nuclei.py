@@ -21,7 +21,7 @@ import tifffile
 
 from napari_segnet.inference.devices import select_device
 from napari_segnet.models import ModelConfig, create_model, load_model
-from napari_segnet.training.data import make_pair, split_validation
+from napari_segnet.training.data import make_pair, median_diameter, split_validation
 from napari_segnet.training.loop import TrainSettings, iter_train
 
 SAMPLE_ID = "6fe2df6de1d962b90146c822bcefc84d0d3d6926fdfbacd3acdc9de830ee5622"
@@ -41,11 +41,6 @@ def load_dsb(root: Path):
         pair = make_pair(image, labels, name=row["id"], group=row["class"])
         (validation if row["id"] in held_out else train).append(pair)
     return train, validation
-
-
-def median_diameter(pairs) -> float:
-    areas = np.concatenate([np.bincount(p.labels.ravel())[1:] for p in pairs])
-    return float(2 * np.sqrt(np.median(areas[areas > 0]) / np.pi))
 
 
 def main() -> None:
@@ -76,7 +71,7 @@ def main() -> None:
                    ("command", "epoch", "validation", "training_seconds")}]  # fmt: skip
     else:
         config = ModelConfig(encoder="compact", in_channels=1, name="nuclei",
-                             object_diameter_px=round(median_diameter(train), 1))  # fmt: skip
+                             object_diameter_px=median_diameter(train))  # fmt: skip
         model, history = create_model(config), []
     settings = TrainSettings(epochs=args.epochs, steps_per_epoch=args.steps,
                              batch_size=args.batch_size, seed=args.seed,

@@ -190,28 +190,25 @@ def run_segment(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     """``napari-segnet train``: fit a model and keep the best one."""
+    from dataclasses import replace
+
     from napari_segnet.inference.devices import select_device
     from napari_segnet.models import ModelConfig, create_model, load_model
     from napari_segnet.models.bundled import resolve_model
-    from napari_segnet.training.data import load_pairs, split_validation
+    from napari_segnet.training.data import load_pairs, median_diameter, split_pairs
     from napari_segnet.training.loop import TrainSettings, iter_train
 
     device = select_device(args.device)
     if args.start_from:
         model, _ = load_model(resolve_model(args.start_from))
-        percentiles = model.config.normalise_percentiles
+        config = model.config
     else:
         config = ModelConfig(encoder=args.encoder, in_channels=1, name=args.out.stem)
+    pairs = load_pairs(args.images, args.masks, percentiles=config.normalise_percentiles)
+    if not args.start_from:
+        config = replace(config, object_diameter_px=median_diameter(pairs))
         model = create_model(config, encoder_weights=args.encoder_weights)
-        percentiles = config.normalise_percentiles
-    pairs = load_pairs(args.images, args.masks, percentiles=percentiles)
-    held_out = (
-        split_validation([p.name for p in pairs], args.validation_fraction)
-        if len(pairs) > 1
-        else set()
-    )
-    train = [p for p in pairs if p.name not in held_out]
-    validation = [p for p in pairs if p.name in held_out]
+    train, validation = split_pairs(pairs, args.validation_fraction)
     settings = TrainSettings(
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -232,7 +229,7 @@ def run_train(args: argparse.Namespace) -> int:
         "images": str(args.images),
         "masks": str(args.masks),
         "from": args.start_from,
-        "validation_images": sorted(held_out),
+        "validation_images": sorted({p.name for p in validation}),
     }
     bar = _progress_bar(settings.epochs * settings.steps_per_epoch, "training")
     result = None

@@ -5,8 +5,9 @@ import pytest
 from napari.layers import Labels
 from qtpy.QtCore import Qt, QTimer
 
-from napari_segnet._napari import segment_widget
-from napari_segnet._napari.segment_widget import CHOOSE_FILE, SegmentWidget, register_model
+from napari_segnet._napari import model_picker
+from napari_segnet._napari.model_picker import CHOOSE_FILE, register_model
+from napari_segnet._napari.segment_widget import SegmentWidget
 from napari_segnet.models.bundled import bundled_model_path
 
 TIMEOUT_MS = 120_000
@@ -123,7 +124,7 @@ def test_an_unreadable_model_file_gives_one_error_sentence(
     broken.write_bytes(b"this is not a model")
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    monkeypatch.setattr(widget, "_ask_model_path", lambda: str(broken))  # the file dialog
+    monkeypatch.setattr(widget.model, "ask_path", lambda: str(broken))  # the file dialog
     widget.model.setCurrentIndex(widget.model.findText(CHOOSE_FILE))
     assert widget.model.currentText() == "broken"
     widget.run_button.click()
@@ -136,14 +137,14 @@ def test_an_unreadable_model_file_gives_one_error_sentence(
 
 def test_cancelling_the_file_dialog_keeps_the_model(sample_viewer, monkeypatch):
     widget = SegmentWidget(sample_viewer)
-    monkeypatch.setattr(widget, "_ask_model_path", lambda: "")
+    monkeypatch.setattr(widget.model, "ask_path", lambda: "")
     widget.model.setCurrentIndex(widget.model.findText(CHOOSE_FILE))
     assert widget.model.currentText() == "nuclei"
     widget.deleteLater()
 
 
 def test_register_model_reaches_open_and_later_widgets(make_napari_viewer, monkeypatch, tmp_path):
-    monkeypatch.setattr(segment_widget, "_REGISTERED", {})
+    monkeypatch.setattr(model_picker, "_REGISTERED", {})
     viewer = make_napari_viewer()
     first = SegmentWidget(viewer)
     viewer.window.add_dock_widget(first)

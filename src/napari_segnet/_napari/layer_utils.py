@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
-from qtpy.QtWidgets import QApplication, QComboBox, QHBoxLayout
+from qtpy.QtWidgets import QApplication, QComboBox, QHBoxLayout, QLabel
 
 AXIS_LETTERS = "TCZYX"
+RGB_CHOICES = ("Luminance", "Red", "Green", "Blue")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,103 @@ class LayerPicker(QComboBox):
         active = self._viewer.layers.selection.active
         if not self.user_picked and isinstance(active, self._type) and active in self._layers:
             self.setCurrentIndex(self._layers.index(active))
+
+
+class ChannelPicker(QComboBox):
+    """Which channel of an image layer to use: names of a channel axis, or RGB colours.
+
+    Hidden (with its form label) when the layer has a single channel.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.label = QLabel("Channel")
+
+    def update_for(self, layer) -> None:
+        """Offer the channels of ``layer`` (None: nothing), preselecting a DNA channel."""
+        from napari_segnet.inference.segment import choose_channel
+
+        self.clear()
+        choices, default = [], 0
+        try:
+            axes = layer_axes(layer) if layer is not None else ""
+        except ValueError:  # reported when the widget's button is clicked
+            axes = ""
+        if "S" in axes:
+            choices = list(RGB_CHOICES)
+        elif "C" in axes:
+            image = image_from_layer(layer, axes)
+            choices = list(image.channel_names)
+            default = choose_channel(image, None) or 0
+        self.addItems(choices)
+        self.setCurrentIndex(default)
+        self.setVisible(bool(choices))
+        self.label.setVisible(bool(choices))
+
+    def picked(self, layer):
+        """``(MicroscopyImage, channel index or None)`` of ``layer`` with this choice applied.
+
+        Raises
+        ------
+        ValueError
+            If there is no layer or its axes cannot be told.
+        """
+        from napari_segnet.io import MicroscopyImage
+
+        if layer is None:
+            raise ValueError("There is no image layer: open an image first.")
+        axes = layer_axes(layer)
+        image = image_from_layer(layer, axes)
+        if "S" in axes and self.currentIndex() > 0:  # one colour of an RGB image
+            k = self.currentIndex() - 1
+            image = MicroscopyImage(image.data[..., k], axes.replace("S", ""), (), image.pixel_size)
+        return image, (self.currentIndex() if "C" in axes else None)
+
+
+def device_picker() -> tuple[QComboBox, str, str]:
+    """A combo box of devices, the unusable ones disabled with the reason as tooltip.
+
+    Returns the box, a short note of why devices are off, and the device ``auto`` uses.
+    """
+    from napari_segnet.inference.devices import device_report
+
+    report = {status.name: status for status in device_report()}
+    box = QComboBox()
+    box.addItems(DEVICES)
+    notes = []
+    for index, name in enumerate(DEVICES):
+        status = report.get(name)
+        if status is not None and not status.available:
+            box.model().item(index).setEnabled(False)
+            box.setItemData(index, status.detail, Qt.ItemDataRole.ToolTipRole)
+            notes.append(f"{name}: {status.detail.split('. ')[0]}")  # full text: tooltip
+    auto = next(n for n in ("cuda", "mps", "cpu") if report[n].available)
+    return box, "; ".join(notes), auto
+
+
+def displayed_plane(viewer, image, layer, channel: int | None = None) -> np.ndarray:
+    """The 2-D (or RGB) plane of ``image`` (from ``layer``) that the viewer shows now.
+
+    Axes other than Y, X, C and S are indexed at the viewer's current position.
+    """
+    offset = viewer.dims.ndim - layer.ndim
+    index = []
+    layer_dim = 0
+    for axis in image.axes:
+        if axis == "S":
+            index.append(slice(None))
+            continue
+        if axis == "C":
+            index.append(channel or 0)
+        elif axis in "YX":
+            index.append(slice(None))
+        else:
+            point = viewer.dims.point[offset + layer_dim]
+            step = (point - layer.translate[layer_dim]) / layer.scale[layer_dim]
+            size = image.data.shape[len(index)]
+            index.append(int(np.clip(round(step), 0, size - 1)))
+        layer_dim += 1
+    return np.asarray(image.data[tuple(index)])
 
 
 def layer_axes(layer) -> str:

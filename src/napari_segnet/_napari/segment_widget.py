@@ -3,43 +3,23 @@
 from __future__ import annotations
 
 import logging
-import weakref
-from pathlib import Path
 
 import numpy as np
 from napari.layers import Image, Labels
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 from qtpy import QtWidgets as qw
-from qtpy.QtCore import Qt
 
-from napari_segnet.inference.devices import device_report, select_device
+from napari_segnet.inference.devices import select_device
 from napari_segnet.inference.progress import Progress
-from napari_segnet.inference.segment import SegmentSettings, choose_channel, iter_segment
-from napari_segnet.io import MicroscopyImage
-from napari_segnet.models.bundled import list_models
+from napari_segnet.inference.segment import SegmentSettings, iter_segment
 from napari_segnet.models.checkpoint import ModelLoadError, load_model, read_model_config
 from napari_segnet.postprocess import InstanceSettings
 
 from . import layer_utils as lu
+from .model_picker import ModelPicker
 
-CHOOSE_FILE = "Choose file…"
-RGB_CHOICES = ("Luminance", "Red", "Green", "Blue")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 _log = logging.getLogger(__name__)
-_REGISTERED: dict[str, Path] = {}  # models registered at runtime (e.g. just trained)
-_OPEN_WIDGETS: weakref.WeakSet[SegmentWidget] = weakref.WeakSet()
-
-
-def register_model(path, name: str | None = None) -> str:
-    """Offer a model file in every open (and every later) Segment widget; returns its name."""
-    path = Path(path)
-    name = name or path.stem
-    _REGISTERED[name] = path
-    for widget in list(_OPEN_WIDGETS):
-        widget.add_model(path, name)
-    return name
-
 
 def model_config(path):
     """A model file's config read from its header only (no weights), or None if unreadable."""
@@ -73,11 +53,12 @@ class SegmentWidget(qw.QWidget):
         super().__init__(parent)
         self._viewer = napari_viewer
         self.worker = self._target = None
-        self._last_model = 0
         form = qw.QFormLayout(self)
         self.image = lu.LayerPicker(napari_viewer, Image)
-        self.channel, self.model, self.device = qw.QComboBox(), qw.QComboBox(), qw.QComboBox()
-        self.channel_label, self.device_info = qw.QLabel("Channel"), qw.QLabel()
+        self.channel, self.model = lu.ChannelPicker(), ModelPicker(select_registered=True)
+        self.device, self._device_notes, auto = lu.device_picker()
+        notes = f" ({self._device_notes})" if self._device_notes else ""
+        self.device_info = qw.QLabel(f"auto uses {auto}{notes}")
         self.device_info.setWordWrap(True)
         self.diameter = lu.spin_box(qw.QDoubleSpinBox(), 0, 1000, 0, "px")
         self.diameter.setSpecialValueText("as trained")
@@ -86,7 +67,7 @@ class SegmentWidget(qw.QWidget):
         self.min_size = lu.spin_box(qw.QSpinBox(), 0, 100_000, 15, "px")
         self.tile = lu.spin_box(qw.QSpinBox(), 64, 4096, SegmentSettings().tile, "px", step=64)
         self.probabilities = qw.QCheckBox("Add probability maps")
-        rows = (("Image", self.image), (self.channel_label, self.channel), ("Model", self.model),
+        rows = (("Image", self.image), (self.channel.label, self.channel), ("Model", self.model),
                 ("Device", self.device), ("", self.device_info),
                 ("Object diameter", self.diameter), ("Seed threshold", self.seed),
                 ("Foreground threshold", self.foreground), ("Min size", self.min_size),
@@ -100,46 +81,15 @@ class SegmentWidget(qw.QWidget):
         form.addRow(lu.hbox(self.run_button, self.cancel_button))
         form.addRow(self.progress)
         form.addRow(self.status)
-        for name, path in {**list_models(), **_REGISTERED}.items():
-            self.add_model(path, name, select=False)
-        self.model.addItem(CHOOSE_FILE)
-        self._setup_devices()
-        self.model.currentIndexChanged.connect(self._on_model)
-        self.image.layer_changed.connect(self._update_channels)
+        self.model.model_changed.connect(self._on_model)
+        self.image.layer_changed.connect(self.channel.update_for)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
-        self._on_model(0)
-        self._update_channels()
-        _OPEN_WIDGETS.add(self)
+        self._on_model(self.model.path())
+        self.channel.update_for(self.image.layer())
 
-    def add_model(self, path, name: str | None = None, select: bool = True) -> None:
-        """Add a model file to the picker (once) and optionally select it."""
-        path = Path(path)
-        index = self.model.findData(str(path))
-        if index < 0:
-            index = self.model.findText(CHOOSE_FILE)
-            index = self.model.count() if index < 0 else index
-            self.model.blockSignals(True)  # inserting before the current item moves it
-            self.model.insertItem(index, name or path.stem, str(path))
-            self.model.setItemData(index, str(path), Qt.ItemDataRole.ToolTipRole)
-            self.model.blockSignals(False)
-        if select:
-            self.model.setCurrentIndex(index)
-
-    def _ask_model_path(self) -> str:
-        models = "napari-segnet models (*.safetensors);;All files (*)"
-        return qw.QFileDialog.getOpenFileName(self, "Choose a model file", "", models)[0]
-
-    def _on_model(self, index: int) -> None:
-        if self.model.itemText(index) == CHOOSE_FILE:
-            path = self._ask_model_path()
-            if not path:
-                self.model.setCurrentIndex(self._last_model)
-                return
-            self.add_model(path)
-            return
-        self._last_model = index
-        config = model_config(self.model.itemData(index))
+    def _on_model(self, path) -> None:
+        config = model_config(path)
         defaults = InstanceSettings(**(getattr(config, "instance_settings", None) or {}))
         self.seed.setValue(defaults.seed_threshold)
         self.foreground.setValue(defaults.foreground_threshold)
@@ -150,56 +100,14 @@ class SegmentWidget(qw.QWidget):
             if trained else "This model has no training size: it always runs at full size."
         )  # fmt: skip
 
-    def _setup_devices(self) -> None:
-        report = {status.name: status for status in device_report()}
-        self.device.addItems(DEVICES)
-        notes = []
-        for index, name in enumerate(DEVICES):
-            status = report.get(name)
-            if status is not None and not status.available:
-                self.device.model().item(index).setEnabled(False)
-                self.device.setItemData(index, status.detail, Qt.ItemDataRole.ToolTipRole)
-                notes.append(f"{name}: {status.detail.split('. ')[0]}")  # full text: tooltip
-        auto = next(n for n in ("cuda", "mps", "cpu") if report[n].available)
-        self._device_notes = "; ".join(notes)
-        self.device_info.setText(f"auto uses {auto}" + (f" ({'; '.join(notes)})" if notes else ""))
-
-    def _update_channels(self, layer=None) -> None:
-        layer = self.image.layer()
-        self.channel.clear()
-        choices, default = [], 0
-        try:
-            axes = lu.layer_axes(layer) if layer is not None else ""
-        except ValueError:  # reported when Segment is clicked
-            axes = ""
-        if "S" in axes:
-            choices = list(RGB_CHOICES)
-        elif "C" in axes:
-            image = lu.image_from_layer(layer, axes)
-            choices = list(image.channel_names)
-            default = choose_channel(image, None) or 0
-        self.channel.addItems(choices)
-        self.channel.setCurrentIndex(default)
-        self.channel.setVisible(bool(choices))
-        self.channel_label.setVisible(bool(choices))
-
     def request(self) -> dict:
         """What a click on Segment would run, from the current settings."""
-        layer = self.image.layer()
-        if layer is None:
-            raise ValueError("There is no image layer to segment: open an image first.")
-        axes = lu.layer_axes(layer)
-        image, channel = lu.image_from_layer(layer, axes), None
-        if "S" in axes and self.channel.currentIndex() > 0:  # one colour of an RGB image
-            k = self.channel.currentIndex() - 1
-            image = MicroscopyImage(image.data[..., k], axes.replace("S", ""), (), image.pixel_size)
-        elif "C" in axes:
-            channel = self.channel.currentIndex()
+        image, channel = self.channel.picked(self.image.layer())
         instances = InstanceSettings(self.seed.value(), self.foreground.value(),
                                      self.min_size.value())  # fmt: skip
         settings = SegmentSettings(channel=channel, diameter=self.diameter.value() or None,
                                    tile=self.tile.value(), instances=instances)  # fmt: skip
-        return {"image": image, "model_path": Path(self.model.currentData()),
+        return {"image": image, "model_path": self.model.path(),
                 "device": self.device.currentText(), "settings": settings,
                 "probabilities": self.probabilities.isChecked()}  # fmt: skip
 

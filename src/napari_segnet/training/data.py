@@ -114,6 +114,45 @@ def split_validation(
     return held_out
 
 
+def split_pairs(pairs: list[Pair], fraction: float) -> tuple[list[Pair], list[Pair]]:
+    """Hold out a ``fraction`` of the data for validation: whole images, or parts of each.
+
+    With enough images for at least one to be held out (``fraction × n ≥ 1``),
+    whole images are chosen by :func:`split_validation`. With fewer (say, two
+    corrected images from the viewer), the last ``fraction`` of every image
+    along its longer side is held out and the rest is trained on, so that
+    validation always scores pixels the network never trained on.
+
+    Returns
+    -------
+    (train, validation) : tuple of lists of Pair
+
+    """
+    if fraction <= 0 or not pairs:
+        return list(pairs), []
+    if fraction * len(pairs) >= 1:
+        held_out = split_validation([p.name for p in pairs], fraction)
+        return ([p for p in pairs if p.name not in held_out],
+                [p for p in pairs if p.name in held_out])  # fmt: skip
+    train, validation = [], []
+    for pair in pairs:
+        axis = int(pair.labels.shape[1] > pair.labels.shape[0])  # the longer side
+        cut = round(pair.labels.shape[axis] * (1 - fraction))
+        for part, store in ((slice(0, cut), train), (slice(cut, None), validation)):
+            index = (slice(None), part) if axis else (part,)
+            labels = pair.labels[index]
+            if labels.size:
+                store.append(Pair(pair.image[index], labels, pair.name, pair.group))
+    return train, validation
+
+
+def median_diameter(pairs: list[Pair]) -> float | None:
+    """Diameter in pixels of a disk with the median object area over all pairs (None if empty)."""
+    areas = np.concatenate([np.bincount(p.labels.ravel())[1:] for p in pairs] or [np.zeros(0)])
+    areas = areas[areas > 0]
+    return round(float(2 * np.sqrt(np.median(areas) / np.pi)), 1) if areas.size else None
+
+
 class AugmentedSampler:
     """Random crops with scale jitter, flips, 90° rotations, intensity jitter and noise."""
 

@@ -91,8 +91,10 @@ def iter_train(
     optimiser = torch.optim.AdamW(parameters, lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)  # fmt: skip
     total_steps = settings.epochs * settings.steps_per_epoch
+    # Warm up over 5 % of the steps, and at least 2.5 (OneCycleLR divides by warm-up steps − 1).
+    warm_up = min(0.3, max(0.05, 2.5 / total_steps))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=settings.learning_rate, total_steps=total_steps, pct_start=0.05
+        optimiser, max_lr=settings.learning_rate, total_steps=total_steps, pct_start=warm_up
     )
     state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "history": []}
     if resume is not None:

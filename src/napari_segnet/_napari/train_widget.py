@@ -1,0 +1,353 @@
+"""The Train dock widget: fine-tune or train a model on corrected labels, watch it learn.
+
+Training pairs come from the viewer (an image layer and a labels layer, e.g. a
+segmentation the user has corrected) and/or from folders holding
+``images/<stem>.tif`` and ``masks/<stem>.tif``. The model is written to the
+user models folder as it improves (the best validation score is kept), so it
+is offered in Segment's model list as soon as its first epoch ends, and it is
+still there the next time napari starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error
+from qtpy import QtWidgets as qw
+
+from napari_segnet.inference.devices import select_device
+from napari_segnet.inference.progress import Progress
+from napari_segnet.io.atomic import atomic_path
+from napari_segnet.models import ENCODERS, ModelConfig, create_model, load_model
+from napari_segnet.models.bundled import user_models_dir
+from napari_segnet.training.data import load_pairs, make_pair, median_diameter, split_pairs
+from napari_segnet.training.loop import TrainSettings, iter_train
+
+from . import layer_utils as lu
+from .curve import TrainingCurve
+from .model_picker import ModelPicker, register_model
+
+SCRATCH = "new network (from scratch)"
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """One image plane and its labels, copied from the viewer when added."""
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """A folder with ``images/`` and ``masks/`` of the same stems."""
+
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        return f"folder {self.folder}"
+
+
+def crop_size(pairs) -> int:
+    """Training crop edge: 256 px, or less for small images (a multiple of 32, ≥ 64)."""
+    sides = [min(p.labels.shape) for p in pairs]
+    return int(np.clip(32 * (int(np.median(sides)) // 32), 64, 256))
+
+
+def run_training(sources, start, encoder, name, settings, fraction, out, device):
+    """Build the pairs and the model, then train, yielding Progress.
+
+    Returns the training summary, or ``lu.Failed``. Runs in a worker thread: its
+    arguments hold no Qt or napari objects.
+    """
+    try:
+        yield Progress(0, 1, "preparing the data")
+        device = select_device(device)
+        if start is None:
+            config = ModelConfig(encoder=encoder, in_channels=1, name=name)
+        else:
+            model, _ = load_model(start)
+            config = replace(model.config, name=name)
+        percentiles = config.normalise_percentiles
+        pairs = []
+        for source in sources:
+            if isinstance(source, FolderSource):
+                folder = source.folder
+                pairs += load_pairs(folder / "images", folder / "masks", percentiles=percentiles)
+            else:
+                pairs.append(make_pair(source.image, source.labels, name=source.name,
+                                       percentiles=percentiles))  # fmt: skip
+        if not any(p.labels.any() for p in pairs):
+            raise ValueError("The training labels are empty: paint or segment some objects first.")
+        if start is None:
+            config = replace(config, object_diameter_px=median_diameter(pairs))
+            model = create_model(config)
+        model.config = config
+        train, validation = split_pairs(pairs, fraction)
+        settings = replace(settings, crop=crop_size(train))
+        provenance = {"from": str(start) if start else None, "trained_on": [s.name for s in sources]}
+        summary = yield from iter_train(model, train, validation, settings, out=out,
+                                        device=device, provenance=provenance)  # fmt: skip
+    except Exception as error:
+        _log.debug("Training failed", exc_info=True)
+        return lu.Failed(lu.one_sentence(error))
+    finally:
+        with contextlib.suppress(OSError):
+            Path(f"{out}.resume.pt").unlink()  # the widget does not resume
+    return summary
+
+
+class TrainWidget(qw.QWidget):
+    """Train a model on image/labels pairs from the viewer or folders."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self._viewer = napari_viewer
+        self.worker = None
+        self.sources: list[LayerSource | FolderSource] = []
+        self.model_path: Path | None = None
+        form = qw.QFormLayout(self)
+        self.image = lu.LayerPicker(napari_viewer, Image)
+        self.channel = lu.ChannelPicker()
+        self.labels = lu.LayerPicker(napari_viewer, Labels)
+        self.source_list = qw.QListWidget()
+        self.source_list.setMaximumHeight(80)
+        self.source_list.setToolTip("Pairs to train on. When the list is empty, the image and "
+                                    "labels picked above are used as they are when Train is clicked.")  # fmt: skip
+        self.add_layers_button = qw.QPushButton("Add layers")
+        self.add_layers_button.setToolTip("Add the plane shown now; add it again after more corrections.")
+        self.add_folder_button = qw.QPushButton("Add folder…")
+        self.add_folder_button.setToolTip("A folder holding images/<name>.tif and masks/<name>.tif.")
+        self.remove_button = qw.QPushButton("Remove")
+        self.start = ModelPicker(SCRATCH)
+        self.encoder = qw.QComboBox()
+        self.encoder.addItems(list(ENCODERS))
+        self.freeze = qw.QCheckBox("Freeze encoder (train the decoder only)")
+        self.epochs = lu.spin_box(qw.QSpinBox(), 1, 1000, 10)
+        self.steps = lu.spin_box(qw.QSpinBox(), 1, 10_000, 50)
+        self.validation = lu.spin_box(qw.QDoubleSpinBox(), 0.0, 0.5, 0.2, step=0.05)
+        self.validation.setToolTip("With few images, this part of every image is held out.")
+        self.learning_rate = qw.QDoubleSpinBox()
+        self.learning_rate.setDecimals(4)
+        lu.spin_box(self.learning_rate, 0.0001, 0.1, 0.001, step=0.0005)
+        self.device, notes, auto = lu.device_picker()
+        self.device.setToolTip(f"auto uses {auto}" + (f" ({notes})" if notes else ""))
+        self.name = qw.QLineEdit()
+        rows = (("Image", self.image), (self.channel.label, self.channel), ("Labels", self.labels),
+                ("", lu.hbox(self.add_layers_button, self.add_folder_button, self.remove_button)),
+                ("Training data", self.source_list), ("Start from", self.start),
+                ("Encoder", self.encoder), ("", self.freeze), ("Epochs", self.epochs),
+                ("Steps per epoch", self.steps), ("Validation fraction", self.validation),
+                ("Learning rate", self.learning_rate), ("Device", self.device),
+                ("Model name", self.name))  # fmt: skip
+        for label, field in rows:
+            form.addRow(label, field)
+        self.train_button, self.stop_button = qw.QPushButton("Train"), qw.QPushButton("Stop")
+        self.save_button = qw.QPushButton("Save model…")
+        self.stop_button.setEnabled(False)
+        self.save_button.setEnabled(False)
+        self.progress, self.status, self.curve = qw.QProgressBar(), qw.QLabel(""), TrainingCurve()
+        self.status.setWordWrap(True)
+        form.addRow(lu.hbox(self.train_button, self.stop_button, self.save_button))
+        form.addRow(self.progress)
+        form.addRow(self.curve)
+        form.addRow(self.status)
+        self.start.model_changed.connect(self._on_start)
+        self.image.layer_changed.connect(self.channel.update_for)
+        self.add_layers_button.clicked.connect(self.add_layers)
+        self.add_folder_button.clicked.connect(self._ask_folder)
+        self.remove_button.clicked.connect(self._remove_source)
+        self.train_button.clicked.connect(self.run)
+        self.stop_button.clicked.connect(self.stop)
+        self.save_button.clicked.connect(self._ask_save)
+        self.channel.update_for(self.image.layer())
+        self._on_start()
+
+    def _on_start(self, path=None) -> None:
+        scratch = self.start.path() is None
+        self.encoder.setEnabled(scratch)
+        self.learning_rate.setValue(0.003 if scratch else 0.001)
+        self.name.setText("my-model" if scratch else f"{self.start.currentText()}-tuned")
+
+    def layer_source(self) -> LayerSource:
+        """The picked image (channel) and labels, as shown now.
+
+        Raises
+        ------
+        ValueError
+            If a layer is missing or their planes differ in size.
+        """
+        image_layer, labels_layer = self.image.layer(), self.labels.layer()
+        if labels_layer is None:
+            raise ValueError("There is no labels layer: segment the image or paint labels first.")
+        image, channel = self.channel.picked(image_layer)
+        plane = lu.displayed_plane(self._viewer, image, image_layer, channel)
+        labels = lu.displayed_plane(self._viewer, lu.image_from_layer(
+            labels_layer, lu.layer_axes(labels_layer)), labels_layer)  # fmt: skip
+        if labels.shape != plane.shape[:2]:
+            raise ValueError(f"The labels ({labels.shape[0]}×{labels.shape[1]}) and the image "
+                             f"({plane.shape[0]}×{plane.shape[1]}) differ in size.")  # fmt: skip
+        return LayerSource(f"{image_layer.name} + {labels_layer.name}", plane, labels.copy())
+
+    def add_layers(self) -> None:
+        """Add the picked image and labels (the plane shown now) to the training data."""
+        try:
+            self._add_source(self.layer_source())
+        except ValueError as error:
+            show_error(lu.one_sentence(error))
+
+    def add_folder(self, folder) -> None:
+        """Add a folder holding ``images/`` and ``masks/`` to the training data."""
+        folder = Path(folder)
+        if not ((folder / "images").is_dir() and (folder / "masks").is_dir()):
+            show_error(f"{folder} needs an images folder and a masks folder inside it.")
+            return
+        self._add_source(FolderSource(folder))
+
+    def _add_source(self, source) -> None:
+        self.sources.append(source)
+        self.source_list.addItem(source.name)
+
+    def _ask_folder(self) -> None:
+        folder = qw.QFileDialog.getExistingDirectory(self, "Folder with images/ and masks/")
+        if folder:
+            self.add_folder(folder)
+
+    def _remove_source(self) -> None:
+        row = self.source_list.currentRow()
+        if 0 <= row < len(self.sources):
+            self.sources.pop(row)
+            self.source_list.takeItem(row)
+
+    def request(self) -> dict:
+        """What a click on Train would run, from the current settings."""
+        sources = list(self.sources) or [self.layer_source()]
+        name = self.name.text().strip() or "my-model"
+        if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError("Give the model a name of letters, digits, '-', '_' or '.'.")
+        out = _free_path(name)
+        settings = TrainSettings(epochs=self.epochs.value(), steps_per_epoch=self.steps.value(),
+                                 learning_rate=self.learning_rate.value(),
+                                 freeze_encoder=self.freeze.isChecked())  # fmt: skip
+        return {"sources": sources, "start": self.start.path(),
+                "encoder": self.encoder.currentText(), "name": out.stem, "settings": settings,
+                "fraction": self.validation.value(), "out": out,
+                "device": self.device.currentText()}  # fmt: skip
+
+    def run(self) -> None:
+        """Start training in a worker thread."""
+        if self.worker is not None:
+            return
+        try:
+            request = self.request()
+        except ValueError as error:
+            show_error(lu.one_sentence(error))
+            return
+        self._request = request
+        settings = request["settings"]
+        self.curve.reset(settings.epochs * settings.steps_per_epoch)
+        worker = thread_worker(run_training, start_thread=False, ignore_errors=True)(**request)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_result)
+        worker.finished.connect(self._on_finished)
+        self.destroyed.connect(worker.quit)
+        self.worker = worker
+        self.train_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.status.setText("Preparing the data…")
+        worker.start()
+
+    def stop(self) -> None:
+        """Stop after the current step; the best model so far is kept."""
+        if self.worker is not None:
+            self.status.setText("Stopping…")
+            self.worker.quit()
+
+    def _on_progress(self, event) -> None:
+        if event.stage == "training":
+            self.progress.setMaximum(event.total)
+            self.progress.setValue(event.done)
+            self.curve.add_loss(event.info["loss"])
+            self.status.setText(f"Epoch {event.info['epoch']}: loss {event.info['loss']:.3f}")
+        elif event.stage == "validated":
+            settings = self._request["settings"]
+            self.curve.add_score(event.done * settings.steps_per_epoch, event.info["ap50"])
+            if event.info["best_epoch"] == event.done:  # a better model was written
+                self._model_ready()
+        else:
+            self.status.setText(event.stage.capitalize() + "…")
+
+    def _model_ready(self) -> None:
+        self.model_path = self._request["out"]
+        register_model(self.model_path, self._request["name"])  # Segment selects it
+        self.save_button.setEnabled(True)
+
+    def _on_result(self, result) -> None:
+        if isinstance(result, lu.Failed):
+            self.status.setText(result.message)
+            show_error(result.message)
+            return
+        self.progress.setValue(self.progress.maximum())
+        self.status.setText(self._summary(result["best_epoch"]))
+
+    def _on_finished(self) -> None:
+        self.destroyed.disconnect(self.worker.quit)
+        if self.worker.abort_requested:
+            epoch = self._best_epoch()
+            self.status.setText("Stopped. " + (self._summary(epoch) if epoch else
+                                "No epoch had finished, so no model was kept."))  # fmt: skip
+        self.worker = None
+        self.train_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+
+    def _best_epoch(self) -> int | None:
+        if self.model_path != self._request["out"]:
+            return None
+        from napari_segnet.models.checkpoint import read_model_config
+
+        return read_model_config(self.model_path)[1].get("epoch")
+
+    def _summary(self, epoch) -> str:
+        name = self._request["name"]
+        scores = [ap for _, ap in self.curve.scores]
+        best = f"validation AP@0.5 {max(scores):.3f}, " if scores else ""
+        return (f"Model '{name}' ({best}epoch {epoch}) is in Segment's model list; "
+                f"saved in {self.model_path.parent}.")  # fmt: skip
+
+    def save(self, path) -> Path:
+        """Copy the trained model to ``path`` (atomically)."""
+        path = Path(path).with_suffix(".safetensors")
+        with atomic_path(path) as temporary:
+            shutil.copyfile(self.model_path, temporary)
+        return path
+
+    def _ask_save(self) -> None:
+        path, _ = qw.QFileDialog.getSaveFileName(self, "Save model", f"{self._request['name']}"
+                                                 ".safetensors", "Models (*.safetensors)")  # fmt: skip
+        if path:
+            try:
+                self.status.setText(f"Saved {self.save(path)}.")
+            except OSError as error:
+                show_error(f"Could not save the model: {lu.one_sentence(error)}")
+
+
+def _free_path(name: str) -> Path:
+    """``<user models>/<name>.safetensors``, numbered if that name is taken."""
+    folder = user_models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path, number = folder / f"{name}.safetensors", 1
+    while path.exists():
+        number += 1
+        path = folder / f"{name}-{number}.safetensors"
+    return path
