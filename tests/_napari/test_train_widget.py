@@ -50,8 +50,8 @@ def train(widget, qtbot, epochs, steps):
 
 def held_out_ap(model_path, pairs):
     model, _ = load_model(model_path)
-    _, validation = split_pairs([make_pair(i, l, name=str(n)) for n, (i, l) in enumerate(pairs)],
-                                0.2)  # fmt: skip
+    pairs = [make_pair(image, labels, name=str(n)) for n, (image, labels) in enumerate(pairs)]
+    _, validation = split_pairs(pairs, 0.2)
     return validate(model, validation, device=None)["ap50"]
 
 

@@ -37,7 +37,7 @@ _log = logging.getLogger(__name__)
 
 
 def tile_around(centre, shape, size: int) -> tuple[slice, slice]:
-    """A ``size``-pixel square (or the whole side, if smaller) around ``centre``, inside ``shape``."""
+    """A ``size``-pixel square around ``centre`` inside ``shape`` (whole sides when smaller)."""
     tile = []
     for middle, length in zip(centre, shape):
         extent = min(size, length)

@@ -21,6 +21,7 @@ from .model_picker import ModelPicker
 
 _log = logging.getLogger(__name__)
 
+
 def model_config(path):
     """A model file's config read from its header only (no weights), or None if unreadable."""
     try:

@@ -95,7 +95,8 @@ def run_training(sources, start, encoder, name, settings, fraction, out, device)
         model.config = config
         train, validation = split_pairs(pairs, fraction)
         settings = replace(settings, crop=crop_size(train))
-        provenance = {"from": str(start) if start else None, "trained_on": [s.name for s in sources]}
+        provenance = {"from": str(start) if start else None,
+                      "trained_on": [source.name for source in sources]}  # fmt: skip
         summary = yield from iter_train(model, train, validation, settings, out=out,
                                         device=device, provenance=provenance)  # fmt: skip
     except Exception as error:
@@ -122,12 +123,18 @@ class TrainWidget(qw.QWidget):
         self.labels = lu.LayerPicker(napari_viewer, Labels)
         self.source_list = qw.QListWidget()
         self.source_list.setMaximumHeight(80)
-        self.source_list.setToolTip("Pairs to train on. When the list is empty, the image and "
-                                    "labels picked above are used as they are when Train is clicked.")  # fmt: skip
+        self.source_list.setToolTip(
+            "Pairs to train on. When the list is empty, the image and labels picked above "
+            "are used as they are when Train is clicked."
+        )
         self.add_layers_button = qw.QPushButton("Add layers")
-        self.add_layers_button.setToolTip("Add the plane shown now; add it again after more corrections.")
+        self.add_layers_button.setToolTip(
+            "Add the plane shown now; add it again after more corrections."
+        )
         self.add_folder_button = qw.QPushButton("Add folder…")
-        self.add_folder_button.setToolTip("A folder holding images/<name>.tif and masks/<name>.tif.")
+        self.add_folder_button.setToolTip(
+            "A folder holding images/<name>.tif and masks/<name>.tif."
+        )
         self.remove_button = qw.QPushButton("Remove")
         self.start = ModelPicker(SCRATCH)
         self.encoder = qw.QComboBox()
@@ -333,8 +340,9 @@ class TrainWidget(qw.QWidget):
         return path
 
     def _ask_save(self) -> None:
-        path, _ = qw.QFileDialog.getSaveFileName(self, "Save model", f"{self._request['name']}"
-                                                 ".safetensors", "Models (*.safetensors)")  # fmt: skip
+        suggestion = f"{self._request['name']}.safetensors"
+        path, _ = qw.QFileDialog.getSaveFileName(self, "Save model", suggestion,
+                                                 "Models (*.safetensors)")  # fmt: skip
         if path:
             try:
                 self.status.setText(f"Saved {self.save(path)}.")
