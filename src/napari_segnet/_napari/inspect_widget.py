@@ -95,7 +95,7 @@ class InspectWidget(qw.QWidget):
         image, channel = self.channel.picked(layer)
         plane = lu.displayed_plane(self._viewer, image, layer, channel)
         yx = [i for i, axis in enumerate(lu.layer_axes(layer).replace("S", "")) if axis in "YX"]
-        centre = self._viewer.camera.center[-2:]
+        centre = _newer_or_older(self._viewer, "scene", "camera").center[-2:]
         centre = [(c - layer.translate[i]) / layer.scale[i] for c, i in zip(centre, yx)]
         return {"plane": plane, "tile": tile_around(centre, plane.shape[:2], self.tile.value()),
                 "model_path": self.model.path(), "channels": self.channels.value()}  # fmt: skip
@@ -157,4 +157,9 @@ class InspectWidget(qw.QWidget):
         for index, kind in enumerate(CLASSES):
             viewer.add_image(inspection.probabilities[index], name=f"{PREFIX}{kind} probability",
                              colormap="magma", contrast_limits=(0, 1), **place())  # fmt: skip
-        viewer.grid.enabled = self.grid.isChecked()
+        _newer_or_older(viewer, "canvas", "grid").enabled = self.grid.isChecked()
+
+
+def _newer_or_older(viewer, part: str, name: str):
+    """``viewer.<part>.<name>`` (napari ≥ 0.9), else ``viewer.<name>``."""
+    return getattr(getattr(viewer, part, None), name, None) or getattr(viewer, name)
