@@ -63,6 +63,11 @@ class LayerPicker(QComboBox):
         self.user_picked = True
         self.setCurrentIndex(self._layers.index(layer))
 
+    def suggest(self, layer) -> None:
+        """Pick a layer unless the user has picked one themselves."""
+        if not self.user_picked and layer in self._layers:
+            self.setCurrentIndex(self._layers.index(layer))
+
     def refresh(self, event=None) -> None:
         """Rebuild the list from the viewer's layers, keeping the current choice."""
         current = self.layer()
@@ -85,9 +90,7 @@ class LayerPicker(QComboBox):
         self.user_picked = True
 
     def _on_active(self, event=None) -> None:
-        active = self._viewer.layers.selection.active
-        if not self.user_picked and isinstance(active, self._type) and active in self._layers:
-            self.setCurrentIndex(self._layers.index(active))
+        self.suggest(self._viewer.layers.selection.active)
 
 
 class ChannelPicker(QComboBox):

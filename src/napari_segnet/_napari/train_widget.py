@@ -171,14 +171,22 @@ class TrainWidget(qw.QWidget):
         form.addRow(self.status)
         self.start.model_changed.connect(self._on_start)
         self.image.layer_changed.connect(self.channel.update_for)
+        self.labels.layer_changed.connect(self._image_of_labels)
         self.add_layers_button.clicked.connect(self.add_layers)
         self.add_folder_button.clicked.connect(self._ask_folder)
         self.remove_button.clicked.connect(self._remove_source)
         self.train_button.clicked.connect(self.run)
         self.stop_button.clicked.connect(self.stop)
         self.save_button.clicked.connect(self._ask_save)
+        self._image_of_labels(self.labels.layer())
         self.channel.update_for(self.image.layer())
         self._on_start()
+
+    def _image_of_labels(self, labels) -> None:
+        """Suggest the image that ``<image> labels`` (Segment's output) was made from."""
+        name = getattr(labels, "name", "").removesuffix(" labels")
+        if name in self._viewer.layers:
+            self.image.suggest(self._viewer.layers[name])
 
     def _on_start(self, path=None) -> None:
         scratch = self.start.path() is None
