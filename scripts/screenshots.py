@@ -5,6 +5,8 @@
 Writes PNG files into docs/images/.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import napari
@@ -46,7 +48,7 @@ def main() -> None:
 
 
 def widget_screenshots() -> None:
-    """Segment the sample's DAPI channel, then measure it, through the dock widgets."""
+    """Segment the sample's DAPI channel, measure it, fine-tune, inspect: the dock widgets."""
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
     viewer.open_sample("napari-segnet", "nuclei_2ch")
@@ -63,6 +65,30 @@ def widget_screenshots() -> None:
     measure_widget.table.selectRow(0)
     settle(viewer)
     viewer.screenshot(str(OUT / "measure_widget.png"), canvas_only=False, flash=False)
+    viewer.window.remove_dock_widget(measure_widget)
+
+    # Fine-tune on corrected labels (here the expert annotation), into a throw-away folder.
+    labels = viewer.layers["DAPI labels"]
+    labels.data = read_image(sample_path("nuclei_labels")).data.astype(labels.data.dtype)
+    os.environ["NAPARI_SEGNET_MODELS"] = tempfile.mkdtemp()
+    _, train = viewer.window.add_plugin_dock_widget("napari-segnet", "Train")
+    train.epochs.setValue(6)
+    train.steps.setValue(10)
+    train.run()
+    process_events_until(lambda: train.worker is None, timeout_s=900)
+    settle(viewer)
+    viewer.screenshot(str(OUT / "train_widget.png"), canvas_only=False, flash=False)
+    viewer.window.remove_dock_widget(train)
+
+    _, inspect = viewer.window.add_plugin_dock_widget("napari-segnet", "Inspect network")
+    inspect.image.choose(viewer.layers["DAPI"])
+    inspect.tile.setValue(192)
+    inspect.run()
+    process_events_until(lambda: inspect.worker is None, timeout_s=300)
+    for layer in viewer.layers:  # the grid shows the inspection only
+        layer.visible = layer.name.startswith("inspect: ")
+    settle(viewer)
+    viewer.screenshot(str(OUT / "inspect_widget.png"), canvas_only=False, flash=False)
     viewer.close()
 
 

@@ -7,11 +7,12 @@ from qtpy.QtCore import Qt
 
 from napari_segnet._napari.model_picker import register_model
 from napari_segnet._napari.segment_widget import SegmentWidget
-from napari_segnet._napari.train_widget import SCRATCH, TrainWidget, crop_size
+from napari_segnet._napari.train_widget import SCRATCH, TrainWidget
 from napari_segnet.models import load_model, read_model_config
 from napari_segnet.models.bundled import bundled_model_path
 from napari_segnet.training.data import make_pair, split_pairs
 from napari_segnet.training.loop import validate
+from napari_segnet.training.session import crop_size
 
 TIMEOUT_MS = 300_000
 

@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_segnet.training.data import AugmentedSampler, Pair, load_pairs, split_validation
+from napari_segnet.training.data import (
+    AugmentedSampler,
+    Pair,
+    load_pairs,
+    make_pair,
+    median_diameter,
+    split_pairs,
+    split_validation,
+)
 
 # --- split_validation ------------------------------------------------------------------------
 
@@ -60,7 +68,7 @@ def test_split_rejects_groups_of_the_wrong_length():
 # --- AugmentedSampler ------------------------------------------------------------------------
 
 
-def make_pair(shape=(64, 80), seed=0):
+def square_objects(shape=(64, 80), seed=0):
     rng = np.random.default_rng(seed)
     labels = np.zeros(shape, np.int32)
     for i, (y, x) in enumerate(rng.integers(0, np.array(shape) - 12, size=(6, 2)), start=1):
@@ -70,7 +78,7 @@ def make_pair(shape=(64, 80), seed=0):
 
 
 def test_sampler_shapes_types_and_classes():
-    sampler = AugmentedSampler([make_pair(), make_pair(seed=1)], crop=32, seed=0)
+    sampler = AugmentedSampler([square_objects(), square_objects(seed=1)], crop=32, seed=0)
     images, classes, weights = sampler.sample(5)
     assert images.shape == (5, 1, 32, 32) and images.dtype == np.float32
     assert classes.shape == (5, 32, 32) and classes.dtype == np.int64
@@ -80,7 +88,8 @@ def test_sampler_shapes_types_and_classes():
 
 
 def test_sampler_keeps_images_and_targets_aligned():
-    sampler = AugmentedSampler([make_pair((96, 96), seed=s) for s in range(3)], crop=48, seed=3)
+    pairs = [square_objects((96, 96), seed=s) for s in range(3)]
+    sampler = AugmentedSampler(pairs, crop=48, seed=3)
     images, classes, _ = sampler.sample(8)
     for image, target in zip(images[:, 0], classes):
         if 0 < (target > 0).sum() < target.size:
@@ -88,7 +97,7 @@ def test_sampler_keeps_images_and_targets_aligned():
 
 
 def test_sampler_is_deterministic_for_a_seed():
-    pairs = [make_pair(seed=s) for s in range(3)]
+    pairs = [square_objects(seed=s) for s in range(3)]
     first = AugmentedSampler(pairs, crop=40, seed=11).sample(4)
     second = AugmentedSampler(pairs, crop=40, seed=11).sample(4)
     for a, b in zip(first, second):
@@ -98,7 +107,7 @@ def test_sampler_is_deterministic_for_a_seed():
 
 
 def test_sampler_pads_images_smaller_than_the_crop():
-    pair = make_pair((20, 15))
+    pair = square_objects((20, 15))
     images, classes, weights = AugmentedSampler([pair], crop=48, seed=0).sample(3)
     assert images.shape == (3, 1, 48, 48)
     assert classes.shape == weights.shape == (3, 48, 48)
@@ -108,7 +117,7 @@ def test_sampler_needs_pairs_and_respects_weights():
     with pytest.raises(ValueError):
         AugmentedSampler([])
     empty = Pair(np.zeros((32, 32), np.float32), np.zeros((32, 32), np.int32), "empty")
-    sampler = AugmentedSampler([empty, make_pair((32, 32))], crop=32, weights=[1, 0], seed=0)
+    sampler = AugmentedSampler([empty, square_objects((32, 32))], crop=32, weights=[1, 0], seed=0)
     _, classes, _ = sampler.sample(4)
     assert not classes.any()  # only the empty image can be drawn
 
@@ -164,3 +173,28 @@ def test_load_pairs_errors(tmp_path):
     tifffile.imwrite(elsewhere / "zzz.tif", np.zeros((8, 8), np.uint8))
     with pytest.raises(ValueError, match="No image"):
         load_pairs(images, elsewhere)
+
+
+def test_split_pairs_holds_out_whole_images_when_there_are_enough(nuclei_pairs):
+    pairs = [make_pair(i, m, name=f"p{n}") for n, (i, m) in enumerate(nuclei_pairs)]  # six
+    train, validation = split_pairs(pairs, 0.2)
+    assert len(train) == 4 and len(validation) == 2  # ceil(0.2 × 6) whole images
+    assert {p.name for p in train}.isdisjoint(p.name for p in validation)
+    assert all(p.labels.shape == (96, 96) for p in train + validation)
+    assert split_pairs(pairs, 0.0) == (pairs, [])
+
+
+def test_split_pairs_holds_out_the_end_of_each_image_when_there_are_few():
+    wide = make_pair(np.arange(100 * 200).reshape(100, 200), np.ones((100, 200), int), name="w")
+    tall = make_pair(np.zeros((300, 50)), np.ones((300, 50), int), name="t")
+    train, validation = split_pairs([wide, tall], 0.2)
+    assert [p.labels.shape for p in train] == [(100, 160), (240, 50)]
+    assert [p.labels.shape for p in validation] == [(100, 40), (60, 50)]
+    assert np.array_equal(validation[0].image, wide.image[:, 160:])  # the last columns
+
+
+def test_median_diameter_is_that_of_the_median_object(nuclei_pairs):
+    labels = np.zeros((50, 50), int)
+    labels[:10, :10], labels[20:30, 20:40], labels[40:, :40] = 1, 2, 3  # 100, 200, 400 px
+    assert median_diameter([make_pair(np.zeros((50, 50)), labels)]) == pytest.approx(16.0, abs=0.1)
+    assert median_diameter([make_pair(np.zeros((5, 5)), np.zeros((5, 5), int))]) is None

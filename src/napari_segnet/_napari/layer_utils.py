@@ -11,6 +11,8 @@ import pandas as pd
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from qtpy.QtWidgets import QApplication, QComboBox, QHBoxLayout, QLabel
 
+from napari_segnet.messages import one_sentence  # noqa: F401  (the widgets' lu.one_sentence)
+
 AXIS_LETTERS = "TCZYX"
 RGB_CHOICES = ("Luminance", "Red", "Green", "Blue")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -21,13 +23,6 @@ class Failed:
     """What a worker returns instead of raising: one sentence for the user."""
 
     message: str
-
-
-def one_sentence(error: BaseException) -> str:
-    """The first line of an error's message, ending with a full stop."""
-    text = str(error).strip().splitlines()[0].strip() if str(error).strip() else ""
-    text = text or f"{type(error).__name__} was raised"
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 class LayerPicker(QComboBox):

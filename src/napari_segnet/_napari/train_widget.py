@@ -2,7 +2,8 @@
 
 Training pairs come from the viewer (an image layer and a labels layer, e.g. a
 segmentation the user has corrected) and/or from folders holding
-``images/<stem>.tif`` and ``masks/<stem>.tif``. The model is written to the
+``images/<stem>.tif`` and ``masks/<stem>.tif``. Training runs in a child
+process (see :mod:`napari_segnet.training.session`). The model is written to the
 user models folder as it improves (the best validation score is kept), so it
 is offered in Segment's model list as soon as its first epoch ends, and it is
 still there the next time napari starts.
@@ -10,102 +11,30 @@ still there the next time napari starts.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import shutil
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 from napari.layers import Image, Labels
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 from qtpy import QtWidgets as qw
 
-from napari_segnet.inference.devices import select_device
-from napari_segnet.inference.progress import Progress
 from napari_segnet.io.atomic import atomic_path
-from napari_segnet.models import ENCODERS, ModelConfig, create_model, load_model
+from napari_segnet.models import ENCODERS
 from napari_segnet.models.bundled import user_models_dir
-from napari_segnet.training.data import load_pairs, make_pair, median_diameter, split_pairs
-from napari_segnet.training.loop import TrainSettings, iter_train
+from napari_segnet.training.loop import TrainSettings
+from napari_segnet.training.session import (
+    ArraySource,
+    FolderSource,
+    TrainingProcess,
+    TrainingRequest,
+)
 
 from . import layer_utils as lu
 from .curve import TrainingCurve
 from .model_picker import ModelPicker, register_model
 
 SCRATCH = "new network (from scratch)"
-_log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LayerSource:
-    """One image plane and its labels, copied from the viewer when added."""
-
-    name: str
-    image: np.ndarray
-    labels: np.ndarray
-
-
-@dataclass(frozen=True)
-class FolderSource:
-    """A folder with ``images/`` and ``masks/`` of the same stems."""
-
-    folder: Path
-
-    @property
-    def name(self) -> str:
-        return f"folder {self.folder}"
-
-
-def crop_size(pairs) -> int:
-    """Training crop edge: 256 px, or less for small images (a multiple of 32, ≥ 64)."""
-    sides = [min(p.labels.shape) for p in pairs]
-    return int(np.clip(32 * (int(np.median(sides)) // 32), 64, 256))
-
-
-def run_training(sources, start, encoder, name, settings, fraction, out, device):
-    """Build the pairs and the model, then train, yielding Progress.
-
-    Returns the training summary, or ``lu.Failed``. Runs in a worker thread: its
-    arguments hold no Qt or napari objects.
-    """
-    try:
-        yield Progress(0, 1, "preparing the data")
-        device = select_device(device)
-        if start is None:
-            config = ModelConfig(encoder=encoder, in_channels=1, name=name)
-        else:
-            model, _ = load_model(start)
-            config = replace(model.config, name=name)
-        percentiles = config.normalise_percentiles
-        pairs = []
-        for source in sources:
-            if isinstance(source, FolderSource):
-                folder = source.folder
-                pairs += load_pairs(folder / "images", folder / "masks", percentiles=percentiles)
-            else:
-                pairs.append(make_pair(source.image, source.labels, name=source.name,
-                                       percentiles=percentiles))  # fmt: skip
-        if not any(p.labels.any() for p in pairs):
-            raise ValueError("The training labels are empty: paint or segment some objects first.")
-        if start is None:
-            config = replace(config, object_diameter_px=median_diameter(pairs))
-            model = create_model(config)
-        model.config = config
-        train, validation = split_pairs(pairs, fraction)
-        settings = replace(settings, crop=crop_size(train))
-        provenance = {"from": str(start) if start else None,
-                      "trained_on": [source.name for source in sources]}  # fmt: skip
-        summary = yield from iter_train(model, train, validation, settings, out=out,
-                                        device=device, provenance=provenance)  # fmt: skip
-    except Exception as error:
-        _log.debug("Training failed", exc_info=True)
-        return lu.Failed(lu.one_sentence(error))
-    finally:
-        with contextlib.suppress(OSError):
-            Path(f"{out}.resume.pt").unlink()  # the widget does not resume
-    return summary
 
 
 class TrainWidget(qw.QWidget):
@@ -114,8 +43,8 @@ class TrainWidget(qw.QWidget):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self._viewer = napari_viewer
-        self.worker = None
-        self.sources: list[LayerSource | FolderSource] = []
+        self.worker = self.process = None
+        self.sources: list[ArraySource | FolderSource] = []
         self.model_path: Path | None = None
         form = qw.QFormLayout(self)
         self.image = lu.LayerPicker(napari_viewer, Image)
@@ -194,7 +123,7 @@ class TrainWidget(qw.QWidget):
         self.learning_rate.setValue(0.003 if scratch else 0.001)
         self.name.setText("my-model" if scratch else f"{self.start.currentText()}-tuned")
 
-    def layer_source(self) -> LayerSource:
+    def layer_source(self) -> ArraySource:
         """The picked image (channel) and labels, as shown now.
 
         Raises
@@ -212,7 +141,7 @@ class TrainWidget(qw.QWidget):
         if labels.shape != plane.shape[:2]:
             raise ValueError(f"The labels ({labels.shape[0]}×{labels.shape[1]}) and the image "
                              f"({plane.shape[0]}×{plane.shape[1]}) differ in size.")  # fmt: skip
-        return LayerSource(f"{image_layer.name} + {labels_layer.name}", plane, labels.copy())
+        return ArraySource(f"{image_layer.name} + {labels_layer.name}", plane, labels.copy())
 
     def add_layers(self) -> None:
         """Add the picked image and labels (the plane shown now) to the training data."""
@@ -244,7 +173,7 @@ class TrainWidget(qw.QWidget):
             self.sources.pop(row)
             self.source_list.takeItem(row)
 
-    def request(self) -> dict:
+    def request(self) -> TrainingRequest:
         """What a click on Train would run, from the current settings."""
         sources = list(self.sources) or [self.layer_source()]
         name = self.name.text().strip() or "my-model"
@@ -254,13 +183,12 @@ class TrainWidget(qw.QWidget):
         settings = TrainSettings(epochs=self.epochs.value(), steps_per_epoch=self.steps.value(),
                                  learning_rate=self.learning_rate.value(),
                                  freeze_encoder=self.freeze.isChecked())  # fmt: skip
-        return {"sources": sources, "start": self.start.path(),
-                "encoder": self.encoder.currentText(), "name": out.stem, "settings": settings,
-                "fraction": self.validation.value(), "out": out,
-                "device": self.device.currentText()}  # fmt: skip
+        return TrainingRequest(sources, self.start.path(), self.encoder.currentText(), out.stem,
+                               settings, self.validation.value(), out,
+                               self.device.currentText())  # fmt: skip
 
     def run(self) -> None:
-        """Start training in a worker thread."""
+        """Start training in a child process, followed by a worker thread."""
         if self.worker is not None:
             return
         try:
@@ -269,72 +197,74 @@ class TrainWidget(qw.QWidget):
             show_error(lu.one_sentence(error))
             return
         self._request = request
-        settings = request["settings"]
-        self.curve.reset(settings.epochs * settings.steps_per_epoch)
-        worker = thread_worker(run_training, start_thread=False, ignore_errors=True)(**request)
+        self.curve.reset(request.settings.epochs * request.settings.steps_per_epoch)
+        self.process = TrainingProcess(request)
+        worker = thread_worker(self.process.events, start_thread=False)()
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_result)
         worker.finished.connect(self._on_finished)
-        self.destroyed.connect(worker.quit)
+        self.destroyed.connect(self.process.stop)
         self.worker = worker
         self.train_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.progress.setValue(0)
-        self.status.setText("Preparing the data…")
+        self.status.setText("Starting…")
         worker.start()
 
     def stop(self) -> None:
-        """Stop after the current step; the best model so far is kept."""
+        """Stop training now; the best model so far is kept."""
         if self.worker is not None:
             self.status.setText("Stopping…")
             self.worker.quit()
+            self.process.stop()
 
     def _on_progress(self, event) -> None:
+        if event is None:  # no news from the child yet
+            return
         if event.stage == "training":
             self.progress.setMaximum(event.total)
             self.progress.setValue(event.done)
             self.curve.add_loss(event.info["loss"])
             self.status.setText(f"Epoch {event.info['epoch']}: loss {event.info['loss']:.3f}")
         elif event.stage == "validated":
-            settings = self._request["settings"]
-            self.curve.add_score(event.done * settings.steps_per_epoch, event.info["ap50"])
+            steps = self._request.settings.steps_per_epoch
+            self.curve.add_score(event.done * steps, event.info["ap50"])
             if event.info["best_epoch"] == event.done:  # a better model was written
                 self._model_ready()
         else:
             self.status.setText(event.stage.capitalize() + "…")
 
     def _model_ready(self) -> None:
-        self.model_path = self._request["out"]
-        register_model(self.model_path, self._request["name"])  # Segment selects it
+        self.model_path = self._request.out
+        register_model(self.model_path, self._request.name)  # Segment selects it
         self.save_button.setEnabled(True)
 
-    def _on_result(self, result) -> None:
-        if isinstance(result, lu.Failed):
-            self.status.setText(result.message)
-            show_error(result.message)
-            return
-        self.progress.setValue(self.progress.maximum())
-        self.status.setText(self._summary(result["best_epoch"]))
-
     def _on_finished(self) -> None:
-        self.destroyed.disconnect(self.worker.quit)
+        process, self.process = self.process, None
+        self.destroyed.disconnect(process.stop)
+        process.stop()  # the child has ended (or is ended now); tidy up after it
         if self.worker.abort_requested:
             epoch = self._best_epoch()
             self.status.setText("Stopped. " + (self._summary(epoch) if epoch else
                                 "No epoch had finished, so no model was kept."))  # fmt: skip
+        elif process.error:
+            self.status.setText(process.error)
+            show_error(process.error)
+        else:
+            self.progress.setValue(self.progress.maximum())
+            self.status.setText(self._summary(process.result["best_epoch"]))
         self.worker = None
         self.train_button.setEnabled(True)
         self.stop_button.setEnabled(False)
 
     def _best_epoch(self) -> int | None:
-        if self.model_path != self._request["out"]:
+        if self.model_path != self._request.out:
             return None
         from napari_segnet.models.checkpoint import read_model_config
 
         return read_model_config(self.model_path)[1].get("epoch")
 
     def _summary(self, epoch) -> str:
-        name = self._request["name"]
+        name = self._request.name
         scores = [ap for _, ap in self.curve.scores]
         best = f"validation AP@0.5 {max(scores):.3f}, " if scores else ""
         return (f"Model '{name}' ({best}epoch {epoch}) is in Segment's model list; "
@@ -348,7 +278,7 @@ class TrainWidget(qw.QWidget):
         return path
 
     def _ask_save(self) -> None:
-        suggestion = f"{self._request['name']}.safetensors"
+        suggestion = f"{self._request.name}.safetensors"
         path, _ = qw.QFileDialog.getSaveFileName(self, "Save model", suggestion,
                                                  "Models (*.safetensors)")  # fmt: skip
         if path:

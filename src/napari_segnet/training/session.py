@@ -1,0 +1,195 @@
+"""Train from in-memory pairs and folders in a separate process (used by the Train widget).
+
+A separate process keeps a GUI responsive (no contention for Python's GIL), can be
+stopped at any moment without leaving a half-written model (models are written
+atomically once per epoch), and keeps torch's compiler stack out of the GUI
+process: creating an optimiser loads triton, whose bundled LLVM crashes a process
+in which Mesa's software OpenGL (also LLVM) has already drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import queue
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from napari_segnet.inference.progress import Progress
+
+from .data import load_pairs, make_pair, median_diameter, split_pairs
+from .loop import TrainSettings, iter_train
+
+
+@dataclass(frozen=True)
+class ArraySource:
+    """One image plane (2-D or RGB) and its instance labels."""
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """A folder with ``images/`` and ``masks/`` of the same stems."""
+
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        """How the folder is listed."""
+        return f"folder {self.folder}"
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Everything a training run needs; plain data, so it can go to another process.
+
+    Attributes
+    ----------
+    sources : list of ArraySource or FolderSource
+        The training data.
+    start : pathlib.Path or None
+        Model file to fine-tune; None trains a new network with ``encoder``.
+    encoder : str
+        Encoder of a new network.
+    name : str
+        Name stored in the model's config.
+    settings : TrainSettings
+        How to train (its ``crop`` is adapted to small images).
+    validation_fraction : float
+        See :func:`~napari_segnet.training.data.split_pairs`.
+    out : pathlib.Path
+        Where the best model is written.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``mps``.
+
+    """
+
+    sources: list
+    start: Path | None
+    encoder: str
+    name: str
+    settings: TrainSettings
+    validation_fraction: float
+    out: Path
+    device: str = "auto"
+
+
+def crop_size(pairs) -> int:
+    """Training crop edge: 256 px, or less for small images (a multiple of 32, ≥ 64)."""
+    sides = [min(p.labels.shape) for p in pairs]
+    return int(np.clip(32 * (int(np.median(sides)) // 32), 64, 256))
+
+
+def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
+    """Build the pairs and the model, then train; yields Progress, returns the summary.
+
+    Raises
+    ------
+    ValueError
+        If the data cannot be used (e.g. no objects at all).
+    """
+    from napari_segnet.inference.devices import select_device
+    from napari_segnet.models import ModelConfig, create_model, load_model
+
+    yield Progress(0, 1, "preparing the data")
+    device = select_device(request.device)
+    if request.start is None:
+        config = ModelConfig(encoder=request.encoder, in_channels=1, name=request.name)
+    else:
+        model, _ = load_model(request.start)
+        config = replace(model.config, name=request.name)
+    percentiles = config.normalise_percentiles
+    pairs = []
+    for source in request.sources:
+        if isinstance(source, FolderSource):
+            folder = source.folder
+            pairs += load_pairs(folder / "images", folder / "masks", percentiles=percentiles)
+        else:
+            pairs.append(make_pair(source.image, source.labels, name=source.name,
+                                   percentiles=percentiles))  # fmt: skip
+    if not any(p.labels.any() for p in pairs):
+        raise ValueError("The training labels are empty: paint or segment some objects first.")
+    if request.start is None:
+        config = replace(config, object_diameter_px=median_diameter(pairs))
+        model = create_model(config)
+    model.config = config
+    train, validation = split_pairs(pairs, request.validation_fraction)
+    settings = replace(request.settings, crop=crop_size(train))
+    provenance = {"from": str(request.start) if request.start else None,
+                  "trained_on": [source.name for source in request.sources]}  # fmt: skip
+    return (yield from iter_train(model, train, validation, settings, out=request.out,
+                                  device=device, provenance=provenance))  # fmt: skip
+
+
+class TrainingProcess:
+    """Run :func:`iter_training` in a child process; read its progress with :meth:`events`.
+
+    Examples
+    --------
+    >>> process = TrainingProcess(request)            # doctest: +SKIP
+    >>> for event in process.events(): ...            # doctest: +SKIP
+    >>> process.stop()                                # any time; the best model stays
+
+    """
+
+    def __init__(self, request: TrainingRequest):
+        context = multiprocessing.get_context("spawn")  # never fork a process holding Qt
+        self.request = request
+        self._messages = context.Queue()
+        self._process = context.Process(target=_train, args=(request, self._messages),
+                                        daemon=True)  # fmt: skip
+        self._process.start()
+        self.result: dict | None = None
+        self.error: str | None = None
+
+    def events(self, poll_s: float = 0.2) -> Iterator[Progress | None]:
+        """Progress from the child; ``None`` every ``poll_s`` without news (a chance to stop).
+
+        When it ends, :attr:`result` holds the summary or :attr:`error` one sentence.
+        """
+        while True:
+            try:
+                kind, payload = self._messages.get(timeout=poll_s)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    self.error = self.error or (
+                        f"Training stopped unexpectedly (exit code {self._process.exitcode})."
+                    )
+                    return
+                yield None
+                continue
+            if kind == "progress":
+                yield payload
+            elif kind == "done":
+                self.result = payload
+                return
+            else:
+                self.error = payload
+                return
+
+    def stop(self) -> None:
+        """End the child now; the best model written so far is kept."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(timeout=10)
+        with contextlib.suppress(OSError):
+            Path(f"{self.request.out}.resume.pt").unlink()  # runs started here do not resume
+
+
+def _train(request: TrainingRequest, messages) -> None:
+    from napari_segnet.messages import one_sentence
+
+    events = iter_training(request)
+    try:
+        while True:
+            messages.put(("progress", next(events)))
+    except StopIteration as stop:
+        messages.put(("done", stop.value))
+    except Exception as error:  # reported to the user in one sentence
+        messages.put(("error", one_sentence(error)))

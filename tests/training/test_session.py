@@ -1,0 +1,63 @@
+"""Training requests run in a child process: progress, result, errors, stopping."""
+
+import numpy as np
+import pytest
+
+from napari_segnet.inference.progress import drain
+from napari_segnet.models import read_model_config
+from napari_segnet.models.bundled import bundled_model_path
+from napari_segnet.training.loop import TrainSettings
+from napari_segnet.training.session import (
+    ArraySource,
+    TrainingProcess,
+    TrainingRequest,
+    iter_training,
+)
+
+
+def request_for(pairs, out, *, start=None, epochs=1, steps=2):
+    sources = [ArraySource(f"image {n}", image, labels) for n, (image, labels) in enumerate(pairs)]
+    settings = TrainSettings(epochs=epochs, steps_per_epoch=steps, batch_size=2)
+    return TrainingRequest(sources, start, "compact", out.stem, settings, 0.25, out, "cpu")
+
+
+def test_a_new_network_gets_the_labels_object_size_and_a_small_crop(nuclei_pairs, tmp_path):
+    out = tmp_path / "small.safetensors"
+    summary = drain(iter_training(request_for(nuclei_pairs[:2], out)))
+    assert summary["best_epoch"] == 1
+    config, provenance = read_model_config(out)
+    assert config.name == "small" and 12 < config.object_diameter_px < 20  # radii 6–9 px
+    assert provenance["settings"]["crop"] == 64  # the 96-px images are cropped at 64, not 256
+    assert provenance["trained_on"] == ["image 0", "image 1"] and provenance["from"] is None
+
+
+def test_the_child_process_reports_progress_and_the_result(nuclei_pairs, tmp_path):
+    out = tmp_path / "tuned.safetensors"
+    process = TrainingProcess(request_for(nuclei_pairs, out, start=bundled_model_path("nuclei")))
+    events = [event for event in process.events() if event is not None]
+    process.stop()
+    assert process.error is None and process.result["best_epoch"] == 1
+    assert [e.stage for e in events] == ["preparing the data", "training", "training", "validated"]
+    assert read_model_config(out)[0].name == "tuned"
+    assert not (tmp_path / "tuned.safetensors.resume.pt").exists()
+
+
+def test_errors_in_the_child_come_back_as_one_sentence(tmp_path):
+    empty = [(np.zeros((64, 64), np.uint8), np.zeros((64, 64), np.uint16))]
+    process = TrainingProcess(request_for(empty, tmp_path / "x.safetensors"))
+    assert all(event is None or event.stage == "preparing the data" for event in process.events())
+    assert process.error == "The training labels are empty: paint or segment some objects first."
+    assert process.result is None
+
+
+def test_stopping_ends_the_child_and_keeps_the_best_model(nuclei_pairs, tmp_path):
+    out = tmp_path / "stopped.safetensors"
+    process = TrainingProcess(request_for(nuclei_pairs, out, epochs=1000, steps=1))
+    for event in process.events():
+        if event is not None and event.stage == "validated":
+            break
+    process.stop()
+    assert not process._process.is_alive()
+    assert read_model_config(out)[1]["epoch"] >= 1
+    with pytest.raises(StopIteration):  # nothing more arrives
+        next(iter(process.events(poll_s=0.05)))
