@@ -142,8 +142,10 @@ class InspectWidget(qw.QWidget):
         origin = np.array([layer.translate[i] for i in yx])
         origin = origin + scale * [part.start for part in self._tile]
 
+        units = tuple(str(layer.units[i]) for i in yx)
+
         def place(stride=1):
-            return {"scale": tuple(scale * stride),
+            return {"scale": tuple(scale * stride), "units": units,
                     "translate": tuple(origin + scale * (stride - 1) / 2)}  # fmt: skip
 
         viewer.add_image(inspection.image, name=PREFIX + "input (normalised)", colormap="gray",
@@ -153,6 +155,7 @@ class InspectWidget(qw.QWidget):
             viewer.add_image(feature.data, name=PREFIX + feature.title, colormap="viridis",
                              contrast_limits=(0, 1), scale=(1, *placement["scale"]),
                              translate=(0, *placement["translate"]),
+                             units=("pixel", *units),
                              metadata={"channels": feature.channels})  # fmt: skip
         for index, kind in enumerate(CLASSES):
             viewer.add_image(inspection.probabilities[index], name=f"{PREFIX}{kind} probability",
