@@ -171,16 +171,16 @@ def test_crop_size_follows_small_images():
 def test_the_plane_shown_is_what_is_added(make_napari_viewer, models_dir):
     viewer = make_napari_viewer()
     rng = np.random.default_rng(0)
-    stack = rng.integers(0, 255, (5, 2, 32, 40), dtype=np.uint8)  # Z, C, Y, X
+    stack = rng.integers(0, 255, (2, 5, 32, 40), dtype=np.uint8)  # C, Z, Y, X
     labels = rng.integers(0, 3, (5, 32, 40), dtype=np.uint16)
-    metadata = {"axes": "ZCYX", "channel_names": ["GFP", "DAPI"]}
+    metadata = {"axes": "CZYX", "channel_names": ["GFP", "DAPI"]}
     viewer.add_image(stack, name="embryo", metadata=metadata)
     viewer.add_labels(labels, name="embryo labels")
     widget = TrainWidget(viewer)
     assert widget.image.layer().name == "embryo" and widget.channel.currentText() == "DAPI"
-    viewer.dims.set_point(0, 3)
+    viewer.dims.set_point(1, 3)  # Z
     source = widget.layer_source()
-    assert np.array_equal(source.image, stack[3, 1]) and np.array_equal(source.labels, labels[3])
+    assert np.array_equal(source.image, stack[1, 3]) and np.array_equal(source.labels, labels[3])
     widget.freeze.setChecked(True)
     request = widget.request()
     assert request.settings.freeze_encoder
