@@ -102,12 +102,7 @@ class InspectWidget(qw.QWidget):
 
     def run(self) -> None:
         """Inspect the network on a tile of the picked image, in a worker thread."""
-        if self.worker is not None:
-            return
-        try:
-            request = self.request()
-        except ValueError as error:
-            show_error(lu.one_sentence(error))
+        if self.worker is not None or (request := lu.request_or_notify(self.request)) is None:
             return
         self._layer, self._tile = self.image.layer(), request["tile"]
         worker = thread_worker(run_inspection, start_thread=False, ignore_errors=True)(**request)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from qtpy.QtWidgets import QApplication, QComboBox, QHBoxLayout, QLabel
 
-from napari_segnet.messages import one_sentence  # noqa: F401  (the widgets' lu.one_sentence)
+from napari_segnet.messages import one_sentence
 
+T = TypeVar("T")
 AXIS_LETTERS = "TCZYX"
 RGB_CHOICES = ("Luminance", "Red", "Green", "Blue")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -267,6 +269,17 @@ def describe_spacing(spacing: tuple[float, ...] | None) -> str:
         return "Uncalibrated: pixels"
     kind = "Voxel" if len(spacing) == 3 else "Pixel"
     return f"{kind} size " + " × ".join(f"{s:.4g} µm" for s in spacing)
+
+
+def request_or_notify(make_request: Callable[[], T]) -> T | None:
+    """Call ``make_request()``; if it raises ValueError, notify its one sentence, return None."""
+    from napari.utils.notifications import show_error
+
+    try:
+        return make_request()
+    except ValueError as error:
+        show_error(one_sentence(error))
+        return None
 
 
 def process_events_until(predicate: Callable[[], bool], timeout_s: float = 300.0) -> bool:

@@ -114,12 +114,7 @@ class SegmentWidget(qw.QWidget):
 
     def run(self) -> None:
         """Start segmenting the picked layer in a worker thread."""
-        if self.worker is not None:
-            return
-        try:
-            request = self.request()
-        except ValueError as error:
-            show_error(lu.one_sentence(error))
+        if self.worker is not None or (request := lu.request_or_notify(self.request)) is None:
             return
         layer = self._target = self.image.layer()
         worker = thread_worker(run_segmentation, start_thread=False, ignore_errors=True)(**request)

@@ -189,12 +189,7 @@ class TrainWidget(qw.QWidget):
 
     def run(self) -> None:
         """Start training in a child process, followed by a worker thread."""
-        if self.worker is not None:
-            return
-        try:
-            request = self.request()
-        except ValueError as error:
-            show_error(lu.one_sentence(error))
+        if self.worker is not None or (request := lu.request_or_notify(self.request)) is None:
             return
         self._request = request
         self.curve.reset(request.settings.epochs * request.settings.steps_per_epoch)
