@@ -15,6 +15,9 @@ COMPUTE_MODULES = [
     "napari_segnet.inference",
     "napari_segnet.data",
     "napari_segnet.cli",
+    "napari_segnet.inference.inspect",
+    "napari_segnet.training.session",
+    "napari_segnet.messages",
 ]
 
 
