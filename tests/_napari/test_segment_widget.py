@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from napari.layers import Labels
+from napari.utils import progress
 from qtpy.QtCore import Qt, QTimer
 
 from napari_segnet._napari import model_picker
@@ -44,6 +45,7 @@ def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_
     qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
     assert not widget.run_button.isEnabled()
     assert widget.cancel_button.isEnabled()
+    assert [bar.desc for bar in progress._all_instances] == ["Segmenting DAPI"]  # activity dock
     qtbot.waitUntil(lambda: "DAPI labels" in viewer.layers, timeout=TIMEOUT_MS)
     timer.stop()
     assert ticks_when_done[0] >= 5  # the event loop kept running during the segmentation
@@ -57,6 +59,7 @@ def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_
     assert len(np.unique(labels.data)) - 1 > 100
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
     assert widget.run_button.isEnabled()
+    assert not list(progress._all_instances)  # closed
     assert "Found" in widget.status.text()
     assert "Last run on cpu" in widget.device_info.text() or "cuda" in widget.device_info.text()
 

@@ -271,6 +271,25 @@ def describe_spacing(spacing: tuple[float, ...] | None) -> str:
     return f"{kind} size " + " × ".join(f"{s:.4g} µm" for s in spacing)
 
 
+class ActivityProgress:
+    """A bar in napari's activity dock, driven by :class:`Progress` events (closed when done)."""
+
+    def __init__(self, description: str):
+        from napari.utils import progress
+
+        self._bar = progress(total=0, desc=description)  # indeterminate until the first event
+
+    def show(self, event) -> None:
+        """Move the bar to ``event.done`` of ``event.total``."""
+        if event.total and self._bar.total != event.total:
+            self._bar.total = event.total
+        self._bar.update(event.done - self._bar.n)
+
+    def close(self) -> None:
+        """Remove the bar."""
+        self._bar.close()
+
+
 def request_or_notify(make_request: Callable[[], T]) -> T | None:
     """Call ``make_request()``; if it raises ValueError, notify its one sentence, return None."""
     from napari.utils.notifications import show_error

@@ -129,6 +129,7 @@ class SegmentWidget(qw.QWidget):
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
         self.status.setText(f"Segmenting {layer.name}…")
+        self._activity = lu.ActivityProgress(f"Segmenting {layer.name}")
         worker.start()
 
     def cancel(self) -> None:
@@ -138,11 +139,13 @@ class SegmentWidget(qw.QWidget):
             self.worker.quit()
 
     def _on_progress(self, event) -> None:
+        self._activity.show(event)
         self.progress.setMaximum(max(event.total, 1))
         self.progress.setValue(event.done)
         self.status.setText(event.stage.capitalize() + "…")
 
     def _on_finished(self) -> None:
+        self._activity.close()
         self.destroyed.disconnect(self.worker.quit)
         if self.worker.abort_requested:
             self.status.setText("Cancelled.")

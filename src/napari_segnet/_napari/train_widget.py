@@ -203,6 +203,7 @@ class TrainWidget(qw.QWidget):
         self.stop_button.setEnabled(True)
         self.progress.setValue(0)
         self.status.setText("Starting…")
+        self._activity = lu.ActivityProgress(f"Training {request.name}")
         worker.start()
 
     def stop(self) -> None:
@@ -216,6 +217,7 @@ class TrainWidget(qw.QWidget):
         if event is None:  # no news from the child yet
             return
         if event.stage == "training":
+            self._activity.show(event)
             self.progress.setMaximum(event.total)
             self.progress.setValue(event.done)
             self.curve.add_loss(event.info["loss"])
@@ -234,6 +236,7 @@ class TrainWidget(qw.QWidget):
         self.save_button.setEnabled(True)
 
     def _on_finished(self) -> None:
+        self._activity.close()
         process, self.process = self.process, None
         self.destroyed.disconnect(process.stop)
         process.stop()  # the child has ended (or is ended now); tidy up after it
