@@ -139,10 +139,12 @@ class SegmentWidget(qw.QWidget):
             self.worker.quit()
 
     def _on_progress(self, event) -> None:
-        self._activity.show(event)
+        if self.worker is None:  # delivered after the run ended
+            return
         self.progress.setMaximum(max(event.total, 1))
         self.progress.setValue(event.done)
         self.status.setText(event.stage.capitalize() + "…")
+        self._activity.show(event)  # last: napari may process other events while drawing it
 
     def _on_finished(self) -> None:
         self._activity.close()

@@ -214,14 +214,14 @@ class TrainWidget(qw.QWidget):
             self.process.stop()
 
     def _on_progress(self, event) -> None:
-        if event is None:  # no news from the child yet
+        if event is None or self.worker is None:  # no news yet, or the run has ended
             return
         if event.stage == "training":
-            self._activity.show(event)
             self.progress.setMaximum(event.total)
             self.progress.setValue(event.done)
             self.curve.add_loss(event.info["loss"])
             self.status.setText(f"Epoch {event.info['epoch']}: loss {event.info['loss']:.3f}")
+            self._activity.show(event)  # last: napari may process other events while drawing it
         elif event.stage == "validated":
             steps = self._request.settings.steps_per_epoch
             self.curve.add_score(event.done * steps, event.info["ap50"])
