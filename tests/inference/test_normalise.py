@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from skimage.draw import disk
 
 from napari_segnet.inference.normalise import normalise, to_gray
 
@@ -106,3 +107,19 @@ def test_large_images_are_subsampled_but_still_scaled_to_the_percentiles():
     result = normalise(image, (1.0, 99.0), invert=False)
     low, high = np.percentile(result, (1.0, 99.0))
     assert abs(low) < 0.02 and abs(high - 1) < 0.02
+
+
+def test_confluent_fluorescence_is_not_inverted():
+    """Nuclei covering nearly all of the image: the median is a nucleus, the background is not."""
+    rng = np.random.default_rng(0)
+    labels = np.zeros((256, 256), int)
+    for k, centre in enumerate(rng.integers(0, 256, (400, 2)), start=1):
+        labels[disk(tuple(centre), 14, shape=labels.shape)] = k
+    assert (labels > 0).mean() > 0.9
+    brightness = rng.uniform(300, 900, labels.max() + 1)[labels]
+    image = rng.normal(100, 5, labels.shape) + (labels > 0) * (
+        brightness + rng.normal(0, 40, labels.shape)
+    )
+    assert np.median(image) > np.mean(np.percentile(image, (1, 99.8)))  # the old rule's trap
+    result = normalise(image)
+    assert result[labels > 0].mean() > result[labels == 0].mean() + 0.3

@@ -36,8 +36,10 @@ def normalise(
         Low and high percentiles.
     invert : bool, optional
         Invert (``1 - x``) after scaling. By default decided from the image: if
-        its median lies in the upper half of the range, the background is
-        bright and the objects dark.
+        its most common intensity (the background) lies in the upper half of the
+        range, the background is bright and the objects dark. The most common
+        intensity, unlike the median, stays on the background when objects cover
+        most of the image (confluent cells).
 
     Returns
     -------
@@ -51,5 +53,12 @@ def normalise(
     low, high = np.percentile(sample, percentiles)
     scaled = (gray - low) / max(float(high - low), 1e-6)
     if invert is None:
-        invert = bool(np.median(sample) > (low + high) / 2)
+        invert = bool(high > low and _background_level(sample, low, high) > (low + high) / 2)
     return (1.0 - scaled if invert else scaled).astype(np.float32, copy=False)
+
+
+def _background_level(sample: np.ndarray, low: float, high: float) -> float:
+    """Return the most common intensity between ``low`` and ``high`` (smoothed histogram)."""
+    counts, edges = np.histogram(np.clip(sample, low, high), bins=64, range=(low, high + 1e-6))
+    peak = int(np.argmax(np.convolve(counts, np.ones(3) / 3, mode="same")))
+    return float(edges[peak] + edges[peak + 1]) / 2
