@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tifffile
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 
 from napari_segnet._napari.model_picker import register_model
 from napari_segnet._napari.segment_widget import SegmentWidget
@@ -70,7 +70,13 @@ def test_fine_tuning_on_corrected_layers_improves_held_out_ap(
     assert widget.source_list.count() == 2
     assert widget.validation.value() == pytest.approx(0.2)
 
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(20)
     train(widget, qtbot, epochs=2, steps=10)
+    timer.stop()
+    assert len(ticks) >= 20  # the event loop kept running while the network trained
     assert errors == []
     model_path = models_dir / "nuclei-tuned.safetensors"
     assert model_path.is_file()
