@@ -22,9 +22,9 @@ from napari_segnet.metrics import evaluate
 from napari_segnet.models import load_model, save_model
 from napari_segnet.postprocess import InstanceSettings, probabilities_to_instances
 
-SEEDS = (0.4, 0.5, 0.6, 0.7)
-FOREGROUNDS = (0.5, 0.65, 0.8)
-MIN_SIZES = (15, 25, 40)
+SEEDS = (0.3, 0.4, 0.5, 0.6)
+FOREGROUNDS = (0.5, 0.6, 0.7, 0.8)
+MIN_SIZES = (25, 40, 60, 90)
 
 
 def main() -> None:
