@@ -89,7 +89,7 @@ def test_fine_tuning_on_corrected_layers_improves_held_out_ap(
 
     before = held_out_ap(bundled_model_path("nuclei"), envelope_pairs)
     after = held_out_ap(model_path, envelope_pairs)
-    assert after > before + 0.2, (before, after)  # measured: 0.36 -> 0.97
+    assert after > before + 0.2, (before, after)  # measured: 0.31 -> 1.0
 
     saved = widget.save(models_dir.parent / "lamin")
     assert saved.name == "lamin.safetensors" and saved.read_bytes() == model_path.read_bytes()
