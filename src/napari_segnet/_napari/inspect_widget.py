@@ -15,6 +15,7 @@ from napari_segnet.inference.normalise import normalise
 from napari_segnet.models.checkpoint import load_model
 
 from . import layer_utils as lu
+from . import pickers
 from .llvm_guard import keep_triton_out_if_llvm_is_loaded
 from .model_picker import ModelPicker
 
@@ -67,8 +68,8 @@ class InspectWidget(qw.QWidget):
         self._viewer = napari_viewer
         self.worker = None
         form = qw.QFormLayout(self)
-        self.image = lu.LayerPicker(napari_viewer, Image)
-        self.channel = lu.ChannelPicker()
+        self.image = pickers.LayerPicker(napari_viewer, Image)
+        self.channel = pickers.ChannelPicker()
         self.model = ModelPicker()
         self.channels = lu.spin_box(qw.QSpinBox(), 1, 16, 4)
         self.channels.setToolTip("Feature channels shown per stage (the most active ones).")

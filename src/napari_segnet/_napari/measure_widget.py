@@ -15,6 +15,7 @@ from qtpy.QtCore import Qt
 from napari_segnet.measure import measure, write_csv
 
 from . import layer_utils as lu
+from . import pickers
 from .writer import write_labels
 
 _log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class MeasureWidget(qw.QWidget):
         self.worker = self._target = self._layer = None
         self._unchecked: set[str] = set()
         self._syncing = False
-        self.labels = lu.LayerPicker(napari_viewer, Labels)
+        self.labels = pickers.LayerPicker(napari_viewer, Labels)
         self.images = qw.QListWidget()
         self.images.setMaximumHeight(90)
         self.measure_button = qw.QPushButton("Measure")

@@ -17,6 +17,7 @@ from napari_segnet.models.checkpoint import ModelLoadError, load_model, read_mod
 from napari_segnet.postprocess import InstanceSettings
 
 from . import layer_utils as lu
+from . import pickers
 from .llvm_guard import keep_triton_out_if_llvm_is_loaded
 from .model_picker import ModelPicker
 
@@ -57,9 +58,9 @@ class SegmentWidget(qw.QWidget):
         self._viewer = napari_viewer
         self.worker = self._target = None
         form = qw.QFormLayout(self)
-        self.image = lu.LayerPicker(napari_viewer, Image)
-        self.channel, self.model = lu.ChannelPicker(), ModelPicker(select_registered=True)
-        self.device, self._device_notes, auto = lu.device_picker()
+        self.image = pickers.LayerPicker(napari_viewer, Image)
+        self.channel, self.model = pickers.ChannelPicker(), ModelPicker(select_registered=True)
+        self.device, self._device_notes, auto = pickers.device_picker()
         notes = f" ({self._device_notes})" if self._device_notes else ""
         self.device_info = qw.QLabel(f"auto uses {auto}{notes}")
         self.device_info.setWordWrap(True)

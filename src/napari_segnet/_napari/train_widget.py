@@ -31,6 +31,7 @@ from napari_segnet.training.session import (
 )
 
 from . import layer_utils as lu
+from . import pickers
 from .curve import TrainingCurve
 from .model_picker import ModelPicker, register_model
 
@@ -47,9 +48,9 @@ class TrainWidget(qw.QWidget):
         self.sources: list[ArraySource | FolderSource] = []
         self.model_path: Path | None = None
         form = qw.QFormLayout(self)
-        self.image = lu.LayerPicker(napari_viewer, Image)
-        self.channel = lu.ChannelPicker()
-        self.labels = lu.LayerPicker(napari_viewer, Labels)
+        self.image = pickers.LayerPicker(napari_viewer, Image)
+        self.channel = pickers.ChannelPicker()
+        self.labels = pickers.LayerPicker(napari_viewer, Labels)
         self.source_list = qw.QListWidget()
         self.source_list.setMaximumHeight(80)
         self.source_list.setToolTip(
@@ -76,7 +77,7 @@ class TrainWidget(qw.QWidget):
         self.learning_rate = qw.QDoubleSpinBox()
         self.learning_rate.setDecimals(4)
         lu.spin_box(self.learning_rate, 0.0001, 0.1, 0.001, step=0.0005)
-        self.device, notes, auto = lu.device_picker()
+        self.device, notes, auto = pickers.device_picker()
         self.device.setToolTip(f"auto uses {auto}" + (f" ({notes})" if notes else ""))
         self.name = qw.QLineEdit()
         rows = (("Image", self.image), (self.channel.label, self.channel), ("Labels", self.labels),
