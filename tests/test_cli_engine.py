@@ -11,6 +11,7 @@ import pytest
 import tifffile
 
 from napari_segnet.io import read_image
+from napari_segnet.models import read_model_config
 
 
 def run_cli(*args, env=None):
@@ -141,6 +142,7 @@ def test_train_from_the_bundled_model_then_evaluate_and_list(tmp_path, nuclei_pa
         "64",
     )
     assert result.returncode == 0, result.stderr
+    assert "the first 85% of each of 6 images" in result.stderr  # 0.15 × 6 < 1 image
     assert model.exists()
     report = tmp_path / "scores.json"
     result = run_cli(
@@ -155,3 +157,20 @@ def test_train_from_the_bundled_model_then_evaluate_and_list(tmp_path, nuclei_pa
     listing = run_cli("models", env=env)
     assert listing.returncode == 0
     assert "nuclei" in listing.stdout and "mine" in listing.stdout
+
+
+def test_train_on_two_images_holds_out_the_end_of_each(tmp_path, nuclei_pairs):
+    for kind in ("images", "masks"):
+        (tmp_path / kind).mkdir()
+    for i, (image, labels) in enumerate(nuclei_pairs[:2]):
+        tifffile.imwrite(tmp_path / "images" / f"n{i}.tif", image)
+        tifffile.imwrite(tmp_path / "masks" / f"n{i}.tif", labels)
+    model = tmp_path / "two.safetensors"
+    options = ("--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--crop", "64")
+    result = run_cli("train", "--images", tmp_path / "images", "--masks", tmp_path / "masks",
+                     "--out", model, *options, "--validation-fraction", "0.25")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "the first 75% of each of 2 images, validating on the rest" in result.stderr
+    config, provenance = read_model_config(model)
+    assert provenance["validation_images"] == ["n0", "n1"]
+    assert 12 < config.object_diameter_px < 20  # a new network learns the objects' size

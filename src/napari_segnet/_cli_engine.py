@@ -222,7 +222,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     _prepare_output_folder(args.out)
     print(
-        f"Training on {len(train)} images, validating on {len(validation)}, on {device}.",
+        f"Training on {len(train)} images, validating on {len(validation)}, on {device}."
+        if not validation or {p.name for p in validation}.isdisjoint(p.name for p in train)
+        else f"Training on the first {1 - args.validation_fraction:.0%} of each of "
+        f"{len(pairs)} images, validating on the rest, on {device}.",
         file=sys.stderr,
     )
     provenance = {
