@@ -190,24 +190,20 @@ def run_segment(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     """``napari-segnet train``: fit a model and keep the best one."""
-    from dataclasses import replace
-
     from napari_segnet.inference.devices import select_device
-    from napari_segnet.models import ModelConfig, create_model, load_model
     from napari_segnet.models.bundled import resolve_model
-    from napari_segnet.training.data import load_pairs, median_diameter, split_pairs
+    from napari_segnet.training.data import load_pairs, split_pairs
     from napari_segnet.training.loop import TrainSettings, iter_train
+    from napari_segnet.training.session import model_and_pairs
 
     device = select_device(args.device)
-    if args.start_from:
-        model, _ = load_model(resolve_model(args.start_from))
-        config = model.config
-    else:
-        config = ModelConfig(encoder=args.encoder, in_channels=1, name=args.out.stem)
-    pairs = load_pairs(args.images, args.masks, percentiles=config.normalise_percentiles)
-    if not args.start_from:
-        config = replace(config, object_diameter_px=median_diameter(pairs))
-        model = create_model(config, encoder_weights=args.encoder_weights)
+    model, pairs = model_and_pairs(
+        resolve_model(args.start_from) if args.start_from else None,
+        lambda percentiles: load_pairs(args.images, args.masks, percentiles=percentiles),
+        encoder=args.encoder,
+        name=None if args.start_from else args.out.stem,
+        encoder_weights=args.encoder_weights,
+    )
     train, validation = split_pairs(pairs, args.validation_fraction)
     settings = TrainSettings(
         epochs=args.epochs,

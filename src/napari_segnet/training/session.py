@@ -86,6 +86,44 @@ def crop_size(pairs) -> int:
     return int(np.clip(32 * (int(np.median(sides)) // 32), 64, 256))
 
 
+def model_and_pairs(start, load, *, encoder: str = "compact", name: str | None = None,
+                    encoder_weights: Path | None = None):  # fmt: skip
+    """Build or load the network to train, and load its pairs normalised as it expects.
+
+    Parameters
+    ----------
+    start : path or None
+        A model file to fine-tune, or None for a new network whose object size is
+        the labels' median diameter.
+    load : callable
+        ``load(percentiles)`` returns the training pairs normalised with those percentiles.
+    encoder : str
+        Encoder of a new network.
+    name : str, optional
+        The model's name; by default a fine-tuned model keeps its own.
+    encoder_weights : pathlib.Path, optional
+        Local ImageNet weights for a new network's torchvision encoder.
+
+    Returns
+    -------
+    (model, pairs)
+
+    """
+    from napari_segnet.models import ModelConfig, create_model, load_model
+
+    if start is None:
+        config = ModelConfig(encoder=encoder, in_channels=1, name=name or ModelConfig.name)
+    else:
+        model, _ = load_model(start)
+        config = replace(model.config, name=name or model.config.name)
+    pairs = load(config.normalise_percentiles)
+    if start is None:
+        config = replace(config, object_diameter_px=median_diameter(pairs))
+        model = create_model(config, encoder_weights=encoder_weights)
+    model.config = config
+    return model, pairs
+
+
 def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
     """Build the pairs and the model, then train; yields Progress, returns the summary.
 
@@ -95,30 +133,25 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
         If the data cannot be used (e.g. no objects at all).
     """
     from napari_segnet.inference.devices import select_device
-    from napari_segnet.models import ModelConfig, create_model, load_model
 
     yield Progress(0, 1, "preparing the data")
     device = select_device(request.device)
-    if request.start is None:
-        config = ModelConfig(encoder=request.encoder, in_channels=1, name=request.name)
-    else:
-        model, _ = load_model(request.start)
-        config = replace(model.config, name=request.name)
-    percentiles = config.normalise_percentiles
-    pairs = []
-    for source in request.sources:
-        if isinstance(source, FolderSource):
-            folder = source.folder
-            pairs += load_pairs(folder / "images", folder / "masks", percentiles=percentiles)
-        else:
-            pairs.append(make_pair(source.image, source.labels, name=source.name,
-                                   percentiles=percentiles))  # fmt: skip
+
+    def load(percentiles):
+        pairs = []
+        for source in request.sources:
+            if isinstance(source, FolderSource):
+                folder = source.folder
+                pairs += load_pairs(folder / "images", folder / "masks", percentiles=percentiles)
+            else:
+                pairs.append(make_pair(source.image, source.labels, name=source.name,
+                                       percentiles=percentiles))  # fmt: skip
+        return pairs
+
+    model, pairs = model_and_pairs(request.start, load, encoder=request.encoder,
+                                   name=request.name)  # fmt: skip
     if not any(p.labels.any() for p in pairs):
         raise ValueError("The training labels are empty: paint or segment some objects first.")
-    if request.start is None:
-        config = replace(config, object_diameter_px=median_diameter(pairs))
-        model = create_model(config)
-    model.config = config
     train, validation = split_pairs(pairs, request.validation_fraction)
     settings = replace(request.settings, crop=crop_size(train))
     provenance = {"from": str(request.start) if request.start else None,
