@@ -11,6 +11,7 @@ still there the next time napari starts.
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -192,7 +193,7 @@ class TrainWidget(qw.QWidget):
         """Start training in a child process, followed by a worker thread."""
         if self.worker is not None or (request := lu.request_or_notify(self.request)) is None:
             return
-        self._request = request
+        self._request, self._best = request, None
         self.curve.reset(request.settings.epochs * request.settings.steps_per_epoch)
         self.process = TrainingProcess(request)
         worker = thread_worker(self.process.events, start_thread=False)()
@@ -227,6 +228,7 @@ class TrainWidget(qw.QWidget):
             steps = self._request.settings.steps_per_epoch
             self.curve.add_score(event.done * steps, event.info["ap50"])
             if event.info["best_epoch"] == event.done:  # a better model was written
+                self._best = (event.done, event.info["ap50"])
                 self._model_ready()
         else:
             self.status.setText(event.stage.capitalize() + "…")
@@ -242,32 +244,23 @@ class TrainWidget(qw.QWidget):
         self.destroyed.disconnect(process.stop)
         process.stop()  # the child has ended (or is ended now); tidy up after it
         if self.worker.abort_requested:
-            epoch = self._best_epoch()
-            self.status.setText("Stopped. " + (self._summary(epoch) if epoch else
+            self.status.setText("Stopped. " + (self._summary() if self._best else
                                 "No epoch had finished, so no model was kept."))  # fmt: skip
         elif process.error:
             self.status.setText(process.error)
             show_error(process.error)
         else:
             self.progress.setValue(self.progress.maximum())
-            self.status.setText(self._summary(process.result["best_epoch"]))
+            self.status.setText(self._summary())
         self.worker = None
         self.train_button.setEnabled(True)
         self.stop_button.setEnabled(False)
 
-    def _best_epoch(self) -> int | None:
-        if self.model_path != self._request.out:
-            return None
-        from napari_segnet.models.checkpoint import read_model_config
-
-        return read_model_config(self.model_path)[1].get("epoch")
-
-    def _summary(self, epoch) -> str:
-        name = self._request.name
-        scores = [ap for _, ap in self.curve.scores]
-        best = f"validation AP@0.5 {max(scores):.3f}, " if scores else ""
-        return (f"Model '{name}' ({best}epoch {epoch}) is in Segment's model list; "
-                f"saved in {self.model_path.parent}.")  # fmt: skip
+    def _summary(self) -> str:
+        epoch, ap50 = self._best  # of the model kept (chosen by mean AP over IoU 0.5–0.9)
+        score = f"validation AP@0.5 {ap50:.3f}, " if math.isfinite(ap50) else ""  # none held out
+        return (f"Model '{self._request.name}' ({score}epoch {epoch}) is in Segment's model "
+                f"list; saved in {self.model_path.parent}.")  # fmt: skip
 
     def save(self, path) -> Path:
         """Copy the trained model to ``path`` (atomically)."""
