@@ -9,21 +9,26 @@ from scipy import ndimage
 from skimage.draw import disk
 
 
-def synthetic_nuclei(shape=(96, 96), n=8, radius=(6, 10), seed=0):
-    """Bright noisy disks on a dark background, with their instance labels."""
-    rng = np.random.default_rng(seed)
+def place_disks(rng, shape, n, radius, gap, attempts):
+    """Labels of up to ``n`` disks with radii in ``radius``, at least ``gap`` px apart."""
     labels = np.zeros(shape, np.uint16)
     label = 0
-    for _ in range(n * 20):
+    for _ in range(attempts):
         if label == n:
             break
         r = int(rng.integers(*radius))
-        centre = rng.integers(r + 1, np.array(shape) - r - 1)
-        rr, cc = disk(tuple(centre), r + 2, shape=shape)
-        if labels[rr, cc].any():  # keep a gap so every disk is its own object
+        centre = tuple(rng.integers(r + 1, np.array(shape) - r - 1))
+        if labels[disk(centre, r + gap, shape=shape)].any():  # every disk is its own object
             continue
         label += 1
-        labels[disk(tuple(centre), r, shape=shape)] = label
+        labels[disk(centre, r, shape=shape)] = label
+    return labels
+
+
+def synthetic_nuclei(shape=(96, 96), n=8, radius=(6, 10), seed=0):
+    """Bright noisy disks on a dark background, with their instance labels."""
+    rng = np.random.default_rng(seed)
+    labels = place_disks(rng, shape, n, radius, gap=2, attempts=n * 20)
     image = rng.normal(20, 4, shape) + (labels > 0) * rng.normal(120, 10, shape)
     return image.clip(0, 255).astype(np.uint8), labels
 
@@ -35,17 +40,7 @@ def synthetic_envelopes(shape=(256, 384), n=40, seed=0):
     fine-tuning on a couple of them fixes it.
     """
     rng = np.random.default_rng(seed)
-    labels = np.zeros(shape, np.uint16)
-    label = 0
-    for _ in range(n * 30):
-        if label == n:
-            break
-        r = int(rng.integers(9, 15))
-        centre = tuple(rng.integers(r + 1, np.array(shape) - r - 1))
-        if labels[disk(centre, r + 1, shape=shape)].any():
-            continue
-        label += 1
-        labels[disk(centre, r, shape=shape)] = label
+    labels = place_disks(rng, shape, n, (9, 15), gap=1, attempts=n * 30)
     rim = (labels > 0) & (ndimage.grey_erosion(labels, 5) != labels)
     image = ndimage.gaussian_filter(rng.normal(30, 6, shape) + rim * 110.0, 1)
     return image.clip(0, 255).astype(np.uint8), labels
