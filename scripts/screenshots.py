@@ -26,14 +26,25 @@ def settle(viewer: napari.Viewer) -> None:
     viewer.window._qt_window.repaint()
 
 
+def shoot(viewer: napari.Viewer, name: str) -> None:
+    """Let the viewer draw, then save the whole window as ``docs/images/<name>.png``."""
+    settle(viewer)
+    viewer.screenshot(str(OUT / f"{name}.png"), canvas_only=False, flash=False)
+
+
+def run_to_end(widget, timeout_s: float = 300) -> None:
+    """Click the widget's main action and wait until its worker is done."""
+    widget.run()
+    process_events_until(lambda: widget.worker is None, timeout_s=timeout_s)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
     viewer.open(sample_path("nuclei_2ch"), plugin="napari-segnet")
     viewer.scale_bar.visible = True
-    settle(viewer)
-    viewer.screenshot(str(OUT / "sample_2ch_opened.png"), canvas_only=False, flash=False)
+    shoot(viewer, "sample_2ch_opened")
 
     image, labels = read_image(sample_path("nuclei_2ch")), read_image(sample_path("nuclei_labels"))
     layer = viewer.add_labels(labels.data, name="nuclei labels", scale=(0.65, 0.65),
@@ -41,8 +52,7 @@ def main() -> None:
     layer.features = measure(labels.data, image.data, channel_axis=0,
                              channel_names=image.channel_names, spacing=image.spacing)  # fmt: skip
     viewer.layers.selection.active = layer
-    settle(viewer)
-    viewer.screenshot(str(OUT / "sample_2ch_measured.png"), canvas_only=False, flash=False)
+    shoot(viewer, "sample_2ch_measured")
     viewer.close()
     widget_screenshots()
 
@@ -54,17 +64,13 @@ def widget_screenshots() -> None:
     viewer.open_sample("napari-segnet", "nuclei_2ch")
     viewer.layers.selection.active = viewer.layers["DAPI"]
     _, segment = viewer.window.add_plugin_dock_widget("napari-segnet", "Segment")
-    segment.run()
-    process_events_until(lambda: segment.worker is None, timeout_s=300)
-    settle(viewer)
-    viewer.screenshot(str(OUT / "segment_widget.png"), canvas_only=False, flash=False)
+    run_to_end(segment)
+    shoot(viewer, "segment_widget")
     viewer.window.remove_dock_widget(segment)
     _, measure_widget = viewer.window.add_plugin_dock_widget("napari-segnet", "Measure")
-    measure_widget.run()
-    process_events_until(lambda: measure_widget.worker is None, timeout_s=300)
+    run_to_end(measure_widget)
     measure_widget.table.selectRow(0)
-    settle(viewer)
-    viewer.screenshot(str(OUT / "measure_widget.png"), canvas_only=False, flash=False)
+    shoot(viewer, "measure_widget")
     viewer.window.remove_dock_widget(measure_widget)
 
     # Fine-tune on corrected labels (here the expert annotation), into a throw-away folder.
@@ -74,21 +80,17 @@ def widget_screenshots() -> None:
     _, train = viewer.window.add_plugin_dock_widget("napari-segnet", "Train")
     train.epochs.setValue(6)
     train.steps.setValue(10)
-    train.run()
-    process_events_until(lambda: train.worker is None, timeout_s=900)
-    settle(viewer)
-    viewer.screenshot(str(OUT / "train_widget.png"), canvas_only=False, flash=False)
+    run_to_end(train, timeout_s=900)
+    shoot(viewer, "train_widget")
     viewer.window.remove_dock_widget(train)
 
     _, inspect = viewer.window.add_plugin_dock_widget("napari-segnet", "Inspect network")
     inspect.image.choose(viewer.layers["DAPI"])
     inspect.tile.setValue(192)
-    inspect.run()
-    process_events_until(lambda: inspect.worker is None, timeout_s=300)
+    run_to_end(inspect)
     for layer in viewer.layers:  # the grid shows the inspection only
         layer.visible = layer.name.startswith("inspect: ")
-    settle(viewer)
-    viewer.screenshot(str(OUT / "inspect_widget.png"), canvas_only=False, flash=False)
+    shoot(viewer, "inspect_widget")
     viewer.close()
 
 
