@@ -16,7 +16,6 @@ from napari_segnet.models.checkpoint import load_model
 
 from . import layer_utils as lu
 from . import pickers
-from .llvm_guard import keep_triton_out_if_llvm_is_loaded
 from .model_picker import ModelPicker
 
 PREFIX = "inspect: "
@@ -51,7 +50,6 @@ def tile_around(centre, shape, size: int) -> tuple[slice, slice]:
 def run_inspection(plane, tile, model_path, channels):
     """Load the model and inspect it on ``plane[tile]``; the Inspection, or ``lu.Failed``."""
     try:
-        keep_triton_out_if_llvm_is_loaded()  # before torchvision (ResNet/VGG) can load it
         model, _ = load_model(model_path)
         normalised = normalise(plane, model.config.normalise_percentiles)[tile]
         return inspect_network(model, normalised, channels=channels)

@@ -18,7 +18,6 @@ from napari_segnet.postprocess import InstanceSettings
 
 from . import layer_utils as lu
 from . import pickers
-from .llvm_guard import keep_triton_out_if_llvm_is_loaded
 from .model_picker import ModelPicker
 
 _log = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ def run_segmentation(image, model_path, device, settings, probabilities=False):
     """
     try:
         yield Progress(0, 1, "loading the model")
-        keep_triton_out_if_llvm_is_loaded()  # before torchvision (ResNet/VGG) can load it
         device = select_device(device)
         model, _ = load_model(model_path, device, fuse=True)
         result = yield from iter_segment(image, model, settings, device=device,

@@ -19,6 +19,16 @@ from torch import nn
 from .blocks import ConvBlock
 
 
+def _torchvision():
+    """Import torchvision, first keeping triton out if it would crash this process."""
+    from .triton_guard import keep_triton_out_if_llvm_is_loaded
+
+    keep_triton_out_if_llvm_is_loaded()
+    import torchvision
+
+    return torchvision
+
+
 class Encoder(nn.Module):
     """Base class: ``forward(x)`` returns features from fine to coarse."""
 
@@ -57,7 +67,7 @@ class ResNetEncoder(Encoder):
 
     def __init__(self, depth: int, in_channels: int, weights_path: Path | None = None):
         super().__init__()
-        import torchvision
+        torchvision = _torchvision()
 
         net = getattr(torchvision.models, f"resnet{depth}")(weights=None)
         _load_local_weights(net, weights_path)
@@ -84,7 +94,7 @@ class VGGEncoder(Encoder):
 
     def __init__(self, in_channels: int, weights_path: Path | None = None):
         super().__init__()
-        import torchvision
+        torchvision = _torchvision()
 
         net = torchvision.models.vgg16_bn(weights=None)
         _load_local_weights(net, weights_path)

@@ -1,11 +1,13 @@
-"""Keep triton out of a viewer that draws with an LLVM-based OpenGL driver.
+"""Keep triton out of a process that has already loaded the system's LLVM.
 
 torchvision (ResNet and VGG encoders) imports torch's compiler stack, which imports
 triton; triton's library carries its own LLVM. Loaded into a process where Mesa's
 OpenGL driver (llvmpipe, the software renderer of remote desktops and virtual
-machines, or radeonsi) has already loaded the system's LLVM, it crashes the
-process. Inference never needs triton, and torch works without it, so in exactly
-that situation the import of triton is made to fail (as if it were not installed).
+machines, or radeonsi) has already loaded the system's LLVM, as a napari viewer
+does once it has drawn, it crashes the process. Inference never needs triton, and
+torch works without it, so in exactly that situation the import of triton is made
+to fail (as if it were not installed). The encoders call this before importing
+torchvision.
 """
 
 from __future__ import annotations
