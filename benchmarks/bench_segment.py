@@ -41,8 +41,12 @@ def otsu_watershed(image: np.ndarray, min_distance: int = 4, min_size: int = 15)
     plane = ndimage.gaussian_filter(normalise(image), 1.0)
     foreground = plane > threshold_otsu(plane)
     distance = ndimage.distance_transform_edt(foreground)
-    peaks = peak_local_max(distance, min_distance=min_distance, labels=ndimage.label(foreground)[0],
-                           exclude_border=False)  # fmt: skip
+    peaks = peak_local_max(
+        distance,
+        min_distance=min_distance,
+        labels=ndimage.label(foreground)[0],
+        exclude_border=False,
+    )
     markers = np.zeros(plane.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     labels = watershed(-distance, markers, mask=foreground)
@@ -72,8 +76,11 @@ def accuracy(model, device, data: Path, ids: list[str]) -> None:
             members = groups.get(name, [])
             if not members:
                 continue
-            pooled = evaluate([cache[i][0] for i in members], [cache[i][column] for i in members],
-                              thresholds=THRESHOLDS)["pooled"]  # fmt: skip
+            pooled = evaluate(
+                [cache[i][0] for i in members],
+                [cache[i][column] for i in members],
+                thresholds=THRESHOLDS,
+            )["pooled"]
             cells = " | ".join(f"{pooled[t]['ap']:.3f}" for t in THRESHOLDS)
             print(f"| {method} | {name} | {len(members)} | {cells} |")
 
@@ -110,8 +117,10 @@ def speed(model, device, image: np.ndarray, repeats: int) -> None:
         def baseline():
             write_labels(target, otsu_watershed(np.asarray(read_image(source).data)))
 
-        for name, run in (("napari-segnet (end to end)", end_to_end),
-                          ("Otsu + watershed (end to end)", baseline)):  # fmt: skip
+        for name, run in (
+            ("napari-segnet (end to end)", end_to_end),
+            ("Otsu + watershed (end to end)", baseline),
+        ):
             run()  # warm-up
             times = []
             for _ in range(repeats):
@@ -119,8 +128,10 @@ def speed(model, device, image: np.ndarray, repeats: int) -> None:
                 run()
                 times.append(time.perf_counter() - started)
             best = min(times)
-            print(f"| {name} | {device} | {image.shape[0]}×{image.shape[1]} | {best:.2f} s | "
-                  f"{megapixels / best:.2f} MP/s |")  # fmt: skip
+            print(
+                f"| {name} | {device} | {image.shape[0]}×{image.shape[1]} | {best:.2f} s | "
+                f"{megapixels / best:.2f} MP/s |"
+            )
 
 
 def main() -> None:

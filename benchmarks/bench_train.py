@@ -45,10 +45,13 @@ def main() -> None:
     per_validation = marks["validated", 1] - last
     default = DEFAULT_EPOCHS * (DEFAULT_STEPS * per_step + per_validation)
     print(f"machine: {platform.platform()}, torch {torch.__version__}, {args.threads} threads")
-    print(f"training step (8 × 256²): {per_step:.2f} s; validation ({validation[0].labels.shape}"
-          f" px): {per_validation:.2f} s")  # fmt: skip
-    print(f"widget default ({DEFAULT_EPOCHS} epochs × {DEFAULT_STEPS} steps): "
-          f"{default / 60:.1f} min")  # fmt: skip
+    print(
+        f"training step (8 × 256²): {per_step:.2f} s; validation ({validation[0].labels.shape}"
+        f" px): {per_validation:.2f} s"
+    )
+    print(
+        f"widget default ({DEFAULT_EPOCHS} epochs × {DEFAULT_STEPS} steps): {default / 60:.1f} min"
+    )
 
 
 if __name__ == "__main__":

@@ -41,26 +41,34 @@ def main(train: Path) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(OUT / "nuclei_fluo.tif", image, compression="zlib")
     tifffile.imwrite(
-        OUT / "nuclei_fluo_labels.tif", labels.astype(np.uint16), compression="zlib",
-        imagej=True, resolution=(1 / PIXEL_SIZE_UM, 1 / PIXEL_SIZE_UM),
+        OUT / "nuclei_fluo_labels.tif",
+        labels.astype(np.uint16),
+        compression="zlib",
+        imagej=True,
+        resolution=(1 / PIXEL_SIZE_UM, 1 / PIXEL_SIZE_UM),
         metadata={"axes": "YX", "unit": "micron"},
-    )  # fmt: skip
+    )
     cytoplasm = synthetic_cytoplasm(labels, np.random.default_rng(2018))
     stack = np.stack([image.astype(np.uint16) * 16, cytoplasm])
     tifffile.imwrite(
-        OUT / "nuclei_2ch.ome.tif", stack, compression="zlib", ome=True,
+        OUT / "nuclei_2ch.ome.tif",
+        stack,
+        compression="zlib",
+        ome=True,
         metadata={
             "axes": "CYX",
             "Name": "DSB2018 nuclei with synthetic cytoplasm",
-            "PhysicalSizeX": PIXEL_SIZE_UM, "PhysicalSizeXUnit": "µm",
-            "PhysicalSizeY": PIXEL_SIZE_UM, "PhysicalSizeYUnit": "µm",
+            "PhysicalSizeX": PIXEL_SIZE_UM,
+            "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeY": PIXEL_SIZE_UM,
+            "PhysicalSizeYUnit": "µm",
             "Channel": {
                 "Name": ["DAPI", "CellMask (synthetic)"],
                 "EmissionWavelength": [461.0, 520.0],
                 "EmissionWavelengthUnit": ["nm", "nm"],
             },
         },
-    )  # fmt: skip
+    )
     for path in sorted(OUT.glob("*.tif")):
         print(f"{path.name}: {path.stat().st_size / 1024:.0f} KiB")
 

@@ -47,10 +47,20 @@ def main() -> None:
     shoot(viewer, "sample_2ch_opened")
 
     image, labels = read_image(sample_path("nuclei_2ch")), read_image(sample_path("nuclei_labels"))
-    layer = viewer.add_labels(labels.data, name="nuclei labels", scale=(0.65, 0.65),
-                              units=("micrometer",) * 2, opacity=0.45)  # fmt: skip
-    layer.features = measure(labels.data, image.data, channel_axis=0,
-                             channel_names=image.channel_names, spacing=image.spacing)  # fmt: skip
+    layer = viewer.add_labels(
+        labels.data,
+        name="nuclei labels",
+        scale=(0.65, 0.65),
+        units=("micrometer",) * 2,
+        opacity=0.45,
+    )
+    layer.features = measure(
+        labels.data,
+        image.data,
+        channel_axis=0,
+        channel_names=image.channel_names,
+        spacing=image.spacing,
+    )
     viewer.layers.selection.active = layer
     shoot(viewer, "sample_2ch_measured")
     viewer.close()

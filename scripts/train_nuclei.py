@@ -32,8 +32,12 @@ VALIDATION_FRACTION = 0.15
 def load_dsb(root: Path):
     with open(root / "manifest.csv") as handle:
         rows = list(csv.DictReader(handle))
-    held_out = split_validation([r["id"] for r in rows], VALIDATION_FRACTION,
-                                groups=[r["class"] for r in rows], always=(SAMPLE_ID,))  # fmt: skip
+    held_out = split_validation(
+        [r["id"] for r in rows],
+        VALIDATION_FRACTION,
+        groups=[r["class"] for r in rows],
+        always=(SAMPLE_ID,),
+    )
     train, validation = [], []
     for row in rows:
         image = tifffile.imread(root / "images" / f"{row['id']}.tif")
@@ -67,15 +71,25 @@ def main() -> None:
     weights = np.array([CLASS_SHARES[p.group] / counts[p.group] for p in train])
     if args.start_from:
         model, earlier = load_model(args.start_from)
-        history = [*earlier.get("history", []), {k: earlier.get(k) for k in
-                   ("command", "epoch", "validation", "training_seconds")}]  # fmt: skip
+        history = [
+            *earlier.get("history", []),
+            {k: earlier.get(k) for k in ("command", "epoch", "validation", "training_seconds")},
+        ]
     else:
-        config = ModelConfig(encoder="compact", in_channels=1, name="nuclei",
-                             object_diameter_px=median_diameter(train))  # fmt: skip
+        config = ModelConfig(
+            encoder="compact",
+            in_channels=1,
+            name="nuclei",
+            object_diameter_px=median_diameter(train),
+        )
         model, history = create_model(config), []
-    settings = TrainSettings(epochs=args.epochs, steps_per_epoch=args.steps,
-                             batch_size=args.batch_size, seed=args.seed,
-                             learning_rate=args.learning_rate)  # fmt: skip
+    settings = TrainSettings(
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        learning_rate=args.learning_rate,
+    )
     provenance = {
         "data": "DSB2018 stage1_train with community fixes (CC0)",
         "train_images": len(train),
@@ -84,18 +98,37 @@ def main() -> None:
         "history": history,
     }
     device = select_device(args.device)
-    print(f"train {len(train)} images {counts}, validation {len(validation)}, device {device}",
-          flush=True)  # fmt: skip
+    print(
+        f"train {len(train)} images {counts}, validation {len(validation)}, device {device}",
+        flush=True,
+    )
     started = time.perf_counter()
     events = iter_train(
-        model, train, validation, settings, out=args.out, device=device,
-        sample_weights=weights, resume=args.resume, provenance=provenance,
-    )  # fmt: skip
+        model,
+        train,
+        validation,
+        settings,
+        out=args.out,
+        device=device,
+        sample_weights=weights,
+        resume=args.resume,
+        provenance=provenance,
+    )
     for event in events:
         if event.stage == "validated" or event.done % 20 == 0:
             elapsed = time.perf_counter() - started
-            print(json.dumps({"stage": event.stage, "done": event.done, "total": event.total,
-                              "seconds": round(elapsed), **event.info}), flush=True)  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "stage": event.stage,
+                        "done": event.done,
+                        "total": event.total,
+                        "seconds": round(elapsed),
+                        **event.info,
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ import numpy as np
 import tifffile
 
 from napari_segnet.inference.normalise import normalise
-from napari_segnet.inference.progress import drain
 from napari_segnet.inference.tiling import iter_predict_tiled
 from napari_segnet.metrics import evaluate
 from napari_segnet.models import load_model, save_model
 from napari_segnet.postprocess import InstanceSettings, probabilities_to_instances
+from napari_segnet.progress import drain
 
 SEEDS = (0.3, 0.4, 0.5, 0.6)
 FOREGROUNDS = (0.5, 0.6, 0.7, 0.8)
@@ -47,14 +47,20 @@ def main() -> None:
         pooled = evaluate(truths, predictions)["pooled"]
         score = float(np.mean([row["ap"] for row in pooled.values()]))
         results.append((score, pooled[0.5]["ap"], settings))
-        print(f"seed {seed} foreground {foreground} min_size {min_size}: "
-              f"mean AP {score:.4f}, AP@0.5 {pooled[0.5]['ap']:.4f}", flush=True)  # fmt: skip
+        print(
+            f"seed {seed} foreground {foreground} min_size {min_size}: "
+            f"mean AP {score:.4f}, AP@0.5 {pooled[0.5]['ap']:.4f}",
+            flush=True,
+        )
     score, ap50, best = max(results, key=lambda r: r[0])
     print(f"best: {best} mean AP {score:.4f} AP@0.5 {ap50:.4f}")
     config = dataclasses.replace(model.config, instance_settings=dataclasses.asdict(best))
     model.config = config
-    tuning = {"grid": {"seed": SEEDS, "foreground": FOREGROUNDS, "min_size": MIN_SIZES},
-              "validation_mean_ap": score, "validation_ap50": ap50}  # fmt: skip
+    tuning = {
+        "grid": {"seed": SEEDS, "foreground": FOREGROUNDS, "min_size": MIN_SIZES},
+        "validation_mean_ap": score,
+        "validation_ap50": ap50,
+    }
     save_model(model, args.model, provenance={**provenance, "threshold_tuning": tuning})
 
 

@@ -43,10 +43,16 @@ def calibrated_pair(tmp_path):
     image = np.stack([dna, other]).clip(0, 65535).astype(np.uint16)
     image_path, labels_path = tmp_path / "cells.ome.tif", tmp_path / "cells_labels.tif"
     tifffile.imwrite(
-        image_path, image, ome=True,
-        metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
-                  "Channel": {"Name": ["Hoechst 33342", "GFP"]}},
-    )  # fmt: skip
+        image_path,
+        image,
+        ome=True,
+        metadata={
+            "axes": "CYX",
+            "PhysicalSizeX": 0.5,
+            "PhysicalSizeY": 0.5,
+            "Channel": {"Name": ["Hoechst 33342", "GFP"]},
+        },
+    )
     tifffile.imwrite(labels_path, labels)
     return image_path, labels_path, image, labels
 

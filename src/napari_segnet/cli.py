@@ -53,10 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     measure = commands.add_parser(
-        "measure", parents=[common], help="measure every labelled object in an image",
+        "measure",
+        parents=[common],
+        help="measure every labelled object in an image",
         description="Write one CSV row per object: size, shape, position and, for every "
         "channel of IMAGE, intensity statistics. Physical units come from IMAGE's calibration.",
-    )  # fmt: skip
+    )
     measure.add_argument("--image", required=True, type=Path, help="intensity image (TIFF)")
     measure.add_argument("--labels", required=True, type=Path, help="instance labels (TIFF)")
     measure.add_argument("--out", required=True, type=Path, help="CSV file to write")
@@ -80,11 +82,14 @@ def run_measure(args: argparse.Namespace) -> int:
     image = read_image(args.image)
     labels = read_image(args.labels)
     if labels.channel_axis is not None:
-        raise UserError(f"{args.labels.name} has channels ({labels.axes}); labels must be one "
-                        "channel of integers.")  # fmt: skip
+        raise UserError(
+            f"{args.labels.name} has channels ({labels.axes}); labels must be one "
+            "channel of integers."
+        )
     if labels.data.dtype.kind not in "iu":
-        raise UserError(f"{args.labels.name} holds {labels.data.dtype} values; labels must be "
-                        "integers.")  # fmt: skip
+        raise UserError(
+            f"{args.labels.name} holds {labels.data.dtype} values; labels must be integers."
+        )
     image_axes = image.axes.replace("C", "").replace("S", "")
     if image_axes != labels.axes or _shape_without_channels(image) != labels.data.shape:
         raise UserError(
@@ -102,8 +107,14 @@ def _measure_every_channel(labels, axes: str, image, spacing):
     """Measure ``labels`` against every channel of a MicroscopyImage, named from the file."""
     from napari_segnet.measure import measure
 
-    return measure(labels, image.data, axes=axes, channel_axis=image.channel_axis,
-                   channel_names=list(image.channel_names) or None, spacing=spacing)  # fmt: skip
+    return measure(
+        labels,
+        image.data,
+        axes=axes,
+        channel_axis=image.channel_axis,
+        channel_names=list(image.channel_names) or None,
+        spacing=spacing,
+    )
 
 
 def _shape_without_channels(image) -> tuple[int, ...]:
@@ -128,8 +139,15 @@ def run_info(args: argparse.Namespace) -> int:
 
     print(f"napari-segnet {__version__}")
     print(f"python {sys.version.split()[0]} ({sys.platform})")
-    for package in ("numpy", "tifffile", "scikit-image", "pandas", "torch", "torchvision",
-                    "napari"):  # fmt: skip
+    for package in (
+        "numpy",
+        "tifffile",
+        "scikit-image",
+        "pandas",
+        "torch",
+        "torchvision",
+        "napari",
+    ):
         try:
             print(f"{package} {version(package)}")
         except PackageNotFoundError:

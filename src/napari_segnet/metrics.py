@@ -125,8 +125,10 @@ def evaluate(
             per_image[t].append(scores(counts.tp, counts.fp, counts.fn, counts.sum_iou))
     pooled = {t: scores(int(c[0]), int(c[1]), int(c[2]), float(c[3])) for t, c in totals.items()}
     mean = {
-        t: {k: float(np.mean([s[k] for s in rows])) if rows else 0.0
-            for k in ("ap", "precision", "recall", "f1", "pq")}
+        t: {
+            k: float(np.mean([s[k] for s in rows])) if rows else 0.0
+            for k in ("ap", "precision", "recall", "f1", "pq")
+        }
         for t, rows in per_image.items()
-    }  # fmt: skip
+    }
     return {"pooled": pooled, "per_image_mean": mean, "n_images": n_images}

@@ -11,13 +11,17 @@ def ome_two_channel(tmp_path):
     data = rng.integers(100, 4000, size=(2, 3, 48, 64), dtype=np.uint16)
     path = tmp_path / "embryo.ome.tif"
     tifffile.imwrite(
-        path, data, ome=True,
+        path,
+        data,
+        ome=True,
         metadata={
-            "axes": "CZYX", "PhysicalSizeX": 0.325, "PhysicalSizeY": 0.325,
+            "axes": "CZYX",
+            "PhysicalSizeX": 0.325,
+            "PhysicalSizeY": 0.325,
             "PhysicalSizeZ": 1.5,
             "Channel": {"Name": ["DAPI", "Alexa 647"], "EmissionWavelength": [461.0, 668.0]},
         },
-    )  # fmt: skip
+    )
     return path, data
 
 

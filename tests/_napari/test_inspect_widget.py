@@ -25,15 +25,20 @@ def test_inspect_the_dna_channel_of_the_sample(make_napari_viewer, qtbot, errors
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
     assert errors == []
 
-    names = [layer.name[len(PREFIX):] for layer in inspection_layers(viewer)]
+    names = [layer.name[len(PREFIX) :] for layer in inspection_layers(viewer)]
     assert names == [
         "input (normalised)",
-        "encoder 1 · 1/2 resolution · 16 channels", "encoder 2 · 1/4 resolution · 32 channels",
-        "encoder 3 · 1/8 resolution · 64 channels", "encoder 4 · 1/16 resolution · 128 channels",
-        "decoder 1 · 1/8 resolution · 64 channels", "decoder 2 · 1/4 resolution · 32 channels",
+        "encoder 1 · 1/2 resolution · 16 channels",
+        "encoder 2 · 1/4 resolution · 32 channels",
+        "encoder 3 · 1/8 resolution · 64 channels",
+        "encoder 4 · 1/16 resolution · 128 channels",
+        "decoder 1 · 1/8 resolution · 64 channels",
+        "decoder 2 · 1/4 resolution · 32 channels",
         "decoder 3 · 1/2 resolution · 16 channels",
-        "background probability", "interior probability", "boundary probability",
-    ]  # fmt: skip
+        "background probability",
+        "interior probability",
+        "boundary probability",
+    ]
     dapi = viewer.layers["DAPI"]
     tile = tile_around(np.array(dapi.data.shape) / 2, dapi.data.shape, 256)  # view centre
     assert viewer.layers[PREFIX + "input (normalised)"].data.shape == (256, 256)
@@ -42,8 +47,12 @@ def test_inspect_the_dna_channel_of_the_sample(make_napari_viewer, qtbot, errors
     assert tuple(encoder.scale[1:]) == pytest.approx((0.65 * 4, 0.65 * 4))
     origin = np.array([tile[0].start, tile[1].start]) * 0.65
     assert tuple(encoder.translate[1:]) == pytest.approx(tuple(origin + 0.65 * 1.5))
-    probabilities = np.stack([viewer.layers[f"{PREFIX}{k} probability"].data
-                              for k in ("background", "interior", "boundary")])  # fmt: skip
+    probabilities = np.stack(
+        [
+            viewer.layers[f"{PREFIX}{k} probability"].data
+            for k in ("background", "interior", "boundary")
+        ]
+    )
     np.testing.assert_allclose(probabilities.sum(axis=0), 1, atol=1e-4)
     assert (viewer.canvas.grid if hasattr(viewer, "canvas") else viewer.grid).enabled
     assert "Encoder" in widget.findChildren(type(widget.status))[-1].text()  # the explanation

@@ -21,8 +21,9 @@ viewer.close()
 
 def test_resnet_after_drawing_does_not_crash():
     # A fresh process: this test process loaded triton before any drawing (see conftest.py).
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.split("\n")
     assert lines[-2] == "(1, 3, 64, 64)"

@@ -21,15 +21,17 @@ def truth():
 def labelled_viewer(make_napari_viewer, truth):
     viewer = make_napari_viewer(show=True)  # hidden canvases render black under Xvfb
     viewer.open_sample("napari-segnet", "nuclei_2ch")
-    viewer.add_labels(truth, name="nuclei labels", scale=(0.65, 0.65),
-                      units=("micrometer", "micrometer"))  # fmt: skip
+    viewer.add_labels(
+        truth, name="nuclei labels", scale=(0.65, 0.65), units=("micrometer", "micrometer")
+    )
     return viewer
 
 
 def click_measure(widget, layer, qtbot):
     qtbot.mouseClick(widget.measure_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: widget.worker is None and "area_px" in layer.features,
-                    timeout=TIMEOUT_MS)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: widget.worker is None and "area_px" in layer.features, timeout=TIMEOUT_MS
+    )
 
 
 def test_measure_merges_into_features_and_syncs_the_table(
@@ -39,8 +41,9 @@ def test_measure_merges_into_features_and_syncs_the_table(
     layer = viewer.layers["nuclei labels"]
     ids = np.unique(truth)[1:]
     notes = {int(ids[0]): "first", int(ids[5]): "dividing"}
-    layer.features = pd.DataFrame({"label": list(notes), "my_note": list(notes.values()),
-                                   "area_um2": [-1.0, -1.0]})  # fmt: skip
+    layer.features = pd.DataFrame(
+        {"label": list(notes), "my_note": list(notes.values()), "area_um2": [-1.0, -1.0]}
+    )
     _, widget = viewer.window.add_plugin_dock_widget("napari-segnet", "Measure")
     assert isinstance(widget, MeasureWidget)
     assert widget.labels.layer() is layer  # the active labels layer
@@ -77,8 +80,9 @@ def test_measure_merges_into_features_and_syncs_the_table(
     widget.show_selected.setChecked(False)
 
     # sorting the table keeps the row -> label link
-    widget.table.sortByColumn(list(widget.model.frame.columns).index("area_px"),
-                              Qt.SortOrder.DescendingOrder)  # fmt: skip
+    widget.table.sortByColumn(
+        list(widget.model.frame.columns).index("area_px"), Qt.SortOrder.DescendingOrder
+    )
     widget.table.selectRow(0)
     largest = features.loc[features["area_px"].idxmax(), "label"]
     assert layer.selected_label == largest

@@ -32,9 +32,11 @@ def test_ome_tiff_opens_as_one_calibrated_layer_per_channel(ome_two_channel):
 def test_channels_without_names_are_coloured_by_emission_wavelength(tmp_path):
     path = tmp_path / "unnamed.ome.tif"
     tifffile.imwrite(
-        path, np.zeros((3, 16, 16), np.uint8), ome=True,
+        path,
+        np.zeros((3, 16, 16), np.uint8),
+        ome=True,
         metadata={"axes": "CYX", "Channel": {"EmissionWavelength": [520.0, 610.0, 450.0]}},
-    )  # fmt: skip
+    )
     layers = read(path)
     assert [kwargs["colormap"] for _, kwargs, _ in layers] == ["green", "red", "blue"]
     assert [kwargs["name"] for _, kwargs, _ in layers] == ["Channel 0", "Channel 1", "Channel 2"]
@@ -44,10 +46,18 @@ def test_imagej_time_series_keeps_time_and_z_as_layer_dimensions(tmp_path):
     data = np.arange(2 * 3 * 2 * 8 * 9, dtype=np.uint16).reshape(2, 3, 2, 8, 9)
     path = tmp_path / "movie.tif"
     tifffile.imwrite(
-        path, data, imagej=True, resolution=(1 / 0.2, 1 / 0.2),
-        metadata={"axes": "TZCYX", "unit": "um", "spacing": 0.8, "finterval": 30.0,
-                  "Labels": ["H2B-GFP", "membrane"] * 6},
-    )  # fmt: skip
+        path,
+        data,
+        imagej=True,
+        resolution=(1 / 0.2, 1 / 0.2),
+        metadata={
+            "axes": "TZCYX",
+            "unit": "um",
+            "spacing": 0.8,
+            "finterval": 30.0,
+            "Labels": ["H2B-GFP", "membrane"] * 6,
+        },
+    )
     layers = read(path)
     assert [kwargs["name"] for _, kwargs, _ in layers] == ["H2B-GFP", "membrane"]
     layer_data, kwargs, _ = layers[1]
@@ -61,7 +71,7 @@ def test_imagej_time_series_keeps_time_and_z_as_layer_dimensions(tmp_path):
 def test_uncalibrated_rgb_is_one_rgb_layer_in_pixels(tmp_path):
     path = tmp_path / "he.tif"
     tifffile.imwrite(path, np.zeros((20, 30, 3), np.uint8), photometric="rgb")
-    (layer_data, kwargs, _), = read(path)  # fmt: skip
+    ((layer_data, kwargs, _),) = read(path)
     assert kwargs["rgb"] is True
     assert layer_data.shape == (20, 30, 3)
     assert kwargs["units"] == ("pixel", "pixel")

@@ -34,8 +34,10 @@ def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_
 
     stored = read_model_file(bundled_model_path("nuclei"))[0].instance_settings
     assert (widget.seed.value(), widget.foreground.value(), widget.min_size.value()) == (
-        stored["seed_threshold"], stored["foreground_threshold"], stored["min_size"],
-    )  # fmt: skip  (the thresholds chosen on the model's validation split)
+        stored["seed_threshold"],
+        stored["foreground_threshold"],
+        stored["min_size"],
+    )  #  (the thresholds chosen on the model's validation split)
 
     ticks, ticks_when_done = [], []
     timer = QTimer()
@@ -101,8 +103,9 @@ def test_probability_maps_are_added_and_updated(sample_viewer, qtbot, errors):
 def test_cancel_stops_a_long_run(sample_viewer, qtbot, errors):
     viewer = sample_viewer
     plane = viewer.layers["DAPI"].data
-    series = viewer.add_image(np.stack([plane] * 20), name="series", axis_labels=("t", "y", "x"),
-                              scale=(1.0, 0.65, 0.65))  # fmt: skip
+    series = viewer.add_image(
+        np.stack([plane] * 20), name="series", axis_labels=("t", "y", "x"), scale=(1.0, 0.65, 0.65)
+    )
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget)
     assert widget.image.layer() is series

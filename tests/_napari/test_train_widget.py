@@ -112,8 +112,9 @@ def test_stop_keeps_the_best_model_so_far(envelope_viewer, models_dir, qtbot):
     assert widget.train_button.isEnabled() and not widget.stop_button.isEnabled()
 
 
-def test_training_from_scratch_on_a_folder(make_napari_viewer, envelope_pairs, models_dir,
-                                           tmp_path, qtbot, errors):  # fmt: skip
+def test_training_from_scratch_on_a_folder(
+    make_napari_viewer, envelope_pairs, models_dir, tmp_path, qtbot, errors
+):
     for kind in ("images", "masks"):
         (tmp_path / "data" / kind).mkdir(parents=True)
     for number, (image, labels) in enumerate(envelope_pairs):
@@ -135,8 +136,9 @@ def test_training_from_scratch_on_a_folder(make_napari_viewer, envelope_pairs, m
     assert (models_dir / "my-model-2.safetensors").is_file()
 
 
-def test_bad_training_input_gives_one_sentence(make_napari_viewer, models_dir, tmp_path,
-                                               qtbot, errors):  # fmt: skip
+def test_bad_training_input_gives_one_sentence(
+    make_napari_viewer, models_dir, tmp_path, qtbot, errors
+):
     viewer = make_napari_viewer()
     widget = TrainWidget(viewer)
     viewer.add_image(np.zeros((64, 64), np.uint8), name="cells")

@@ -37,8 +37,13 @@ def test_labels_layer_saves_as_calibrated_fiji_tiff(make_napari_viewer, tmp_path
     labels[0, 5:10, 5:12] = 1
     labels[1, 20:25, 30:38] = max_label
     viewer = make_napari_viewer()
-    viewer.add_labels(labels, name="nuclei labels", scale=(2.0, 0.25, 0.25),
-                      units=("micrometer",) * 3, axis_labels=("z", "y", "x"))  # fmt: skip
+    viewer.add_labels(
+        labels,
+        name="nuclei labels",
+        scale=(2.0, 0.25, 0.25),
+        units=("micrometer",) * 3,
+        axis_labels=("z", "y", "x"),
+    )
     out = tmp_path / "labels.tif"
     written = viewer.layers["nuclei labels"].save(str(out), plugin="napari-segnet")
     assert written == [str(out)]

@@ -15,9 +15,14 @@ def test_every_stage_of_the_bundled_model_is_shown_at_its_resolution(shape):
     plane = np.random.default_rng(0).random(shape).astype(np.float32)
     result = inspect_network(model, plane, channels=3)
     assert [(f.part, f.stage, f.stride) for f in result.features] == [
-        ("encoder", 1, 2), ("encoder", 2, 4), ("encoder", 3, 8), ("encoder", 4, 16),
-        ("decoder", 1, 8), ("decoder", 2, 4), ("decoder", 3, 2),
-    ]  # fmt: skip
+        ("encoder", 1, 2),
+        ("encoder", 2, 4),
+        ("encoder", 3, 8),
+        ("encoder", 4, 16),
+        ("decoder", 1, 8),
+        ("decoder", 2, 4),
+        ("decoder", 3, 2),
+    ]
     for feature in result.features:
         size = tuple(-(-n // feature.stride) for n in shape)  # rounded up
         assert feature.data.shape == (3, *size)
@@ -34,8 +39,9 @@ def test_probabilities_are_the_networks_own_output():
     plane = np.random.default_rng(1).random((64, 64)).astype(np.float32)
     with torch.inference_mode():
         expected = torch.softmax(model.eval()(torch.from_numpy(plane)[None, None])["instance"], 1)
-    np.testing.assert_allclose(inspect_network(model, plane).probabilities, expected[0].numpy(),
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        inspect_network(model, plane).probabilities, expected[0].numpy(), atol=1e-5
+    )
 
 
 def test_the_most_variable_channels_are_kept():

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from napari_segnet.inference.progress import drain
 from napari_segnet.inference.segment import SegmentSettings, iter_segment, segment
 from napari_segnet.io import MicroscopyImage
 from napari_segnet.models import load_model
 from napari_segnet.models.bundled import bundled_model_path
+from napari_segnet.progress import drain
 
 
 @pytest.fixture(scope="module")

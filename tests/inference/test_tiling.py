@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_segnet.inference.progress import drain
 from napari_segnet.inference.tiling import blending_window, iter_predict_tiled, tile_starts
 from napari_segnet.models import ModelConfig, create_model
+from napari_segnet.progress import drain
 
 
 def predict(model, plane, **kwargs):

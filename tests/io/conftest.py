@@ -51,9 +51,13 @@ def compressed_stack(tmp_path, rng):
     data = rng.integers(0, 4000, size=(4, 64, 64), dtype=np.uint16)
     path = tmp_path / "tiled.tif"
     tifffile.imwrite(
-        path, data, photometric="minisblack", tile=(32, 32), compression="zlib",
+        path,
+        data,
+        photometric="minisblack",
+        tile=(32, 32),
+        compression="zlib",
         metadata={"axes": "ZYX"},
-    )  # fmt: skip
+    )
     return path, data
 
 
@@ -65,9 +69,11 @@ def ome_pyramid(tmp_path, rng):
     options = {"tile": (16, 16), "compression": "zlib", "photometric": "minisblack"}
     with tifffile.TiffWriter(path, ome=True) as tif:
         tif.write(
-            data, subifds=2, **options,
+            data,
+            subifds=2,
+            **options,
             metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.4},
-        )  # fmt: skip
+        )
         tif.write(data[:, ::2, ::2], subfiletype=1, **options)
         tif.write(data[:, ::4, ::4], subfiletype=1, **options)
     return path, data
@@ -84,10 +90,12 @@ def multi_series(tmp_path, rng):
         tif.write(
             second,
             metadata={
-                "axes": "CYX", "PhysicalSizeX": 0.6, "PhysicalSizeY": 0.6,
+                "axes": "CYX",
+                "PhysicalSizeX": 0.6,
+                "PhysicalSizeY": 0.6,
                 "Channel": {"Name": ["nuclei", "membrane"]},
             },
-        )  # fmt: skip
+        )
     return path, first, second
 
 

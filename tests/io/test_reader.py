@@ -18,12 +18,15 @@ def test_ome_cyx_channel_names_and_pixel_size(tmp_path, rng):
     data = rng.integers(0, 4000, size=(3, 32, 48), dtype=np.uint16)
     path = tmp_path / "cells.ome.tif"
     tifffile.imwrite(
-        path, data,
+        path,
+        data,
         metadata={
-            "axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.25,
+            "axes": "CYX",
+            "PhysicalSizeX": 0.5,
+            "PhysicalSizeY": 0.25,
             "Channel": {"Name": ["DAPI", "GFP", "mCherry"]},
         },
-    )  # fmt: skip
+    )
 
     image = read_image(path)
 
@@ -44,14 +47,17 @@ def test_ome_nanometre_pixel_size_and_emission_wavelengths(tmp_path, rng):
     data = rng.integers(0, 4000, size=(2, 16, 16), dtype=np.uint16)
     path = tmp_path / "nm.ome.tif"
     tifffile.imwrite(
-        path, data,
+        path,
+        data,
         metadata={
             "axes": "CYX",
-            "PhysicalSizeX": 650, "PhysicalSizeXUnit": "nm",
-            "PhysicalSizeY": 325, "PhysicalSizeYUnit": "nm",
+            "PhysicalSizeX": 650,
+            "PhysicalSizeXUnit": "nm",
+            "PhysicalSizeY": 325,
+            "PhysicalSizeYUnit": "nm",
             "Channel": {"Name": ["DAPI", "GFP"], "EmissionWavelength": [461, 509]},
         },
-    )  # fmt: skip
+    )
 
     image = read_image(path)
 
@@ -63,9 +69,10 @@ def test_ome_czyx_z_step(tmp_path, rng):
     data = rng.integers(0, 4000, size=(2, 5, 32, 48), dtype=np.uint16)
     path = tmp_path / "czyx.ome.tif"
     tifffile.imwrite(
-        path, data,
+        path,
+        data,
         metadata={"axes": "CZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5},
-    )  # fmt: skip
+    )
 
     image = read_image(path)
 
@@ -87,12 +94,17 @@ def test_ome_tczyx_time_increment(tmp_path, rng, increment, unit, seconds):
     data = rng.integers(0, 4000, size=(4, 2, 3, 16, 24), dtype=np.uint16)
     path = tmp_path / "timelapse.ome.tif"
     tifffile.imwrite(
-        path, data,
+        path,
+        data,
         metadata={
-            "axes": "TCZYX", "TimeIncrement": increment, "TimeIncrementUnit": unit,
-            "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 1.5,
+            "axes": "TCZYX",
+            "TimeIncrement": increment,
+            "TimeIncrementUnit": unit,
+            "PhysicalSizeX": 0.5,
+            "PhysicalSizeY": 0.5,
+            "PhysicalSizeZ": 1.5,
         },
-    )  # fmt: skip
+    )
 
     image = read_image(path)
 
@@ -105,12 +117,16 @@ def test_ome_size_one_axes_are_dropped(tmp_path, rng):
     data = rng.integers(0, 4000, size=(1, 2, 1, 16, 24), dtype=np.uint16)
     path = tmp_path / "single_plane.ome.tif"
     tifffile.imwrite(
-        path, data,
+        path,
+        data,
         metadata={
-            "axes": "TCZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
-            "PhysicalSizeZ": 3.0, "TimeIncrement": 2.0,
+            "axes": "TCZYX",
+            "PhysicalSizeX": 0.5,
+            "PhysicalSizeY": 0.5,
+            "PhysicalSizeZ": 3.0,
+            "TimeIncrement": 2.0,
         },
-    )  # fmt: skip
+    )
 
     image = read_image(path)
 
@@ -249,9 +265,12 @@ def test_imagej_units(tmp_path, rng, unit, pixels_per_unit, spacing, expected_xy
     data = rng.integers(0, 4000, size=(3, 16, 16), dtype=np.uint16)
     path = tmp_path / "units.tif"
     tifffile.imwrite(
-        path, data, imagej=True, resolution=(pixels_per_unit, pixels_per_unit),
+        path,
+        data,
+        imagej=True,
+        resolution=(pixels_per_unit, pixels_per_unit),
         metadata={"axes": "ZYX", "unit": unit, "spacing": spacing},
-    )  # fmt: skip
+    )
 
     image = read_image(path)
 
@@ -685,9 +704,18 @@ def three_channels():
 
 @pytest.mark.parametrize(
     ("key", "index"),
-    [("DAPI", 0), ("gfp", 1), ("MCHERRY", 2), (0, 0), (2, 2), (-1, 2), (-3, 0), ("1", 1),
-     ("-1", 2)],
-)  # fmt: skip
+    [
+        ("DAPI", 0),
+        ("gfp", 1),
+        ("MCHERRY", 2),
+        (0, 0),
+        (2, 2),
+        (-1, 2),
+        (-3, 0),
+        ("1", 1),
+        ("-1", 2),
+    ],
+)
 def test_channel_index(three_channels, key, index):
     assert three_channels.channel_index(key) == index
 

@@ -74,10 +74,20 @@ def test_sizes_positions_and_intensities_match_masks(dtype):
     check_against_reference(table, labels, image, ["DAPI", "GFP"])
     assert isinstance(table.index, pd.RangeIndex)
     assert list(table.columns[:13]) == [
-        "label", "area_px", "centroid_y_px", "centroid_x_px", "bbox_y_min", "bbox_x_min",
-        "bbox_y_max", "bbox_x_max", "perimeter_px", "eccentricity", "solidity",
-        "major_axis_length_px", "minor_axis_length_px",
-    ]  # fmt: skip
+        "label",
+        "area_px",
+        "centroid_y_px",
+        "centroid_x_px",
+        "bbox_y_min",
+        "bbox_x_min",
+        "bbox_y_max",
+        "bbox_x_max",
+        "perimeter_px",
+        "eccentricity",
+        "solidity",
+        "major_axis_length_px",
+        "minor_axis_length_px",
+    ]
     assert list(table.columns[13:16]) == [
         "orientation",
         "intensity_mean_DAPI",
@@ -100,8 +110,13 @@ def test_four_named_channels_and_channel_last_image():
 
 def test_sanitise_channel_names():
     assert sanitise_channel_names([" GFP (ex 488) ", "a-b", "a_b", "a b", "__", 5]) == [
-        "GFP_ex_488", "a_b", "a_b_2", "a_b_3", "ch4", "5",
-    ]  # fmt: skip
+        "GFP_ex_488",
+        "a_b",
+        "a_b_2",
+        "a_b_3",
+        "ch4",
+        "5",
+    ]
 
 
 def test_calibrated_columns_by_hand():

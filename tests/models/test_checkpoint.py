@@ -149,8 +149,9 @@ def test_a_safetensors_file_without_our_metadata_is_refused(tmp_path):
 
 
 def write_model_file(path, state, config: str, provenance: str = "{}"):
-    save_file(state, str(path), metadata={"format": FORMAT, "config": config,
-                                          "provenance": provenance})  # fmt: skip
+    save_file(
+        state, str(path), metadata={"format": FORMAT, "config": config, "provenance": provenance}
+    )
     return path
 
 
@@ -181,8 +182,9 @@ def test_invalid_settings_are_refused(model, tmp_path, config):
 
 
 def test_invalid_provenance_is_refused(model, tmp_path):
-    path = write_model_file(tmp_path / "p.safetensors", state_of(model), model.config.to_json(),
-                            provenance="{oops")  # fmt: skip
+    path = write_model_file(
+        tmp_path / "p.safetensors", state_of(model), model.config.to_json(), provenance="{oops"
+    )
     assert_refused(path, "settings are invalid")
 
 
@@ -215,8 +217,9 @@ def test_reading_only_the_config_matches_and_refuses_pickles(tmp_path):
         save_model,
     )
 
-    path = save_model(create_model(ModelConfig(name="x")), tmp_path / "m.safetensors",
-                      provenance={"epoch": 3})  # fmt: skip
+    path = save_model(
+        create_model(ModelConfig(name="x")), tmp_path / "m.safetensors", provenance={"epoch": 3}
+    )
     config, provenance = read_model_config(path)
     assert (config, provenance) == read_model_file(path)[:2]
     pickled = tmp_path / "p.safetensors"

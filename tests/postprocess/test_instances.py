@@ -81,8 +81,13 @@ def square_probabilities(shape, squares):
 def test_objects_smaller_than_min_size_are_removed():
     # 3×3 = 9, 4×4 = 16 and 6×6 = 36 pixels.
     probabilities = square_probabilities((40, 40), [(2, 2, 3, 3), (10, 10, 4, 4), (25, 25, 6, 6)])
-    for min_size, expected_areas in [(1, [9, 16, 36]), (15, [16, 36]), (16, [16, 36]),
-                                     (17, [36]), (37, [])]:  # fmt: skip
+    for min_size, expected_areas in [
+        (1, [9, 16, 36]),
+        (15, [16, 36]),
+        (16, [16, 36]),
+        (17, [36]),
+        (37, []),
+    ]:
         labels = probabilities_to_instances(probabilities, InstanceSettings(min_size=min_size))
         areas = sorted(np.bincount(labels.ravel())[1:].tolist())
         assert areas == expected_areas, min_size
@@ -119,8 +124,9 @@ def test_background_enclosed_by_several_objects_is_not_given_to_them():
 
 
 def test_labels_are_consecutive_after_removing_objects():
-    squares = [(2 + 10 * i, 2 + 10 * j, 2 if (i + j) % 2 else 5, 5) for i in range(4)
-               for j in range(4)]  # fmt: skip
+    squares = [
+        (2 + 10 * i, 2 + 10 * j, 2 if (i + j) % 2 else 5, 5) for i in range(4) for j in range(4)
+    ]
     probabilities = square_probabilities((45, 45), squares)
     labels = probabilities_to_instances(probabilities, InstanceSettings(min_size=15))
     np.testing.assert_array_equal(np.unique(labels), np.arange(9))  # 8 large squares kept

@@ -131,8 +131,11 @@ def write_folders(tmp_path):
     masks.mkdir()
     rng = np.random.default_rng(0)
     written = {}
-    for stem, image_name, mask_name in [("a", "a.tif", "a.tif"), ("b", "b.tif", "b.tiff"),
-                                        ("c", "c.ome.tif", "c.tif")]:  # fmt: skip
+    for stem, image_name, mask_name in [
+        ("a", "a.tif", "a.tif"),
+        ("b", "b.tif", "b.tiff"),
+        ("c", "c.ome.tif", "c.tif"),
+    ]:
         labels = np.zeros((24, 32), np.uint16)
         labels[4:10, 5:12] = 1
         labels[12:20, 15:30] = 2

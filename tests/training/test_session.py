@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from napari_segnet.inference.progress import drain
 from napari_segnet.models import read_model_config
 from napari_segnet.models.bundled import bundled_model_path
+from napari_segnet.progress import drain
 from napari_segnet.training.loop import TrainSettings
 from napari_segnet.training.session import (
     ArraySource,

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from napari_segnet.inference.progress import drain
 from napari_segnet.inference.segment import segment_normalised
 from napari_segnet.metrics import evaluate
 from napari_segnet.models import ModelConfig, create_model, load_model
+from napari_segnet.progress import drain
 from napari_segnet.training.data import make_pair
 from napari_segnet.training.loop import TrainSettings, iter_train
 

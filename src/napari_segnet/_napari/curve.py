@@ -81,16 +81,24 @@ class TrainingCurve(QWidget):
         for value, y in ((top, plot.top()), (0.0, plot.bottom())):
             painter.drawText(QRectF(0, y - 8, 34, 16), align_right, f"{value:.2g}")
         for value, y in ((1.0, plot.top()), (0.0, plot.bottom())):
-            painter.drawText(QRectF(plot.right() + 4, y - 8, 30, 16), Qt.AlignmentFlag.AlignLeft
-                             | Qt.AlignmentFlag.AlignVCenter, f"{value:g}")  # fmt: skip
+            painter.drawText(
+                QRectF(plot.right() + 4, y - 8, 30, 16),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                f"{value:g}",
+            )
         painter.setPen(LOSS_COLOUR)
         painter.drawText(QRectF(plot.left(), 0, plot.width() / 2, 16), "loss")
         painter.setPen(AP_COLOUR)
         last = f" {self.scores[-1][1]:.3f}" if self.scores else ""
-        painter.drawText(QRectF(plot.center().x(), 0, plot.width() / 2, 16), align_right,
-                         f"validation AP@0.5{last}")  # fmt: skip
+        painter.drawText(
+            QRectF(plot.center().x(), 0, plot.width() / 2, 16),
+            align_right,
+            f"validation AP@0.5{last}",
+        )
         painter.setPen(text)
-        painter.drawText(QRectF(plot.left(), plot.bottom() + 2, plot.width(), 16),
-                         Qt.AlignmentFlag.AlignCenter, f"{len(self.losses)} of "
-                         f"{self.total_steps} steps")  # fmt: skip
+        painter.drawText(
+            QRectF(plot.left(), plot.bottom() + 2, plot.width(), 16),
+            Qt.AlignmentFlag.AlignCenter,
+            f"{len(self.losses)} of {self.total_steps} steps",
+        )
         painter.end()

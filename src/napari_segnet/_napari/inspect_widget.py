@@ -75,9 +75,14 @@ class InspectWidget(qw.QWidget):
         self.tile.setToolTip("A square of this size around the centre of the view.")
         self.grid = qw.QCheckBox("Show layers side by side (grid)")
         self.grid.setChecked(True)
-        for label, field in (("Image", self.image), (self.channel.label, self.channel),
-                             ("Model", self.model), ("Channels per stage", self.channels),
-                             ("Tile size", self.tile), ("", self.grid)):  # fmt: skip
+        for label, field in (
+            ("Image", self.image),
+            (self.channel.label, self.channel),
+            ("Model", self.model),
+            ("Channels per stage", self.channels),
+            ("Tile size", self.tile),
+            ("", self.grid),
+        ):
             form.addRow(label, field)
         self.run_button, self.status = qw.QPushButton("Inspect"), qw.QLabel("")
         self.status.setWordWrap(True)
@@ -98,8 +103,12 @@ class InspectWidget(qw.QWidget):
         yx = [i for i, axis in enumerate(lu.layer_axes(layer).replace("S", "")) if axis in "YX"]
         centre = _newer_or_older(self._viewer, "scene", "camera").center[-2:]
         centre = [(c - layer.translate[i]) / layer.scale[i] for c, i in zip(centre, yx)]
-        return {"plane": plane, "tile": tile_around(centre, plane.shape[:2], self.tile.value()),
-                "model_path": self.model.path(), "channels": self.channels.value()}  # fmt: skip
+        return {
+            "plane": plane,
+            "tile": tile_around(centre, plane.shape[:2], self.tile.value()),
+            "model_path": self.model.path(),
+            "channels": self.channels.value(),
+        }
 
     def run(self) -> None:
         """Inspect the network on a tile of the picked image, in a worker thread."""
@@ -125,8 +134,9 @@ class InspectWidget(qw.QWidget):
             return
         self.show_inspection(result)
         y, x = self._tile
-        self.status.setText(f"Inspected rows {y.start}–{y.stop}, columns {x.start}–{x.stop} "
-                            f"of {self._layer.name}.")  # fmt: skip
+        self.status.setText(
+            f"Inspected rows {y.start}–{y.stop}, columns {x.start}–{x.stop} of {self._layer.name}."
+        )
 
     def show_inspection(self, inspection) -> None:
         """Replace the previous inspection layers with these."""
@@ -141,21 +151,39 @@ class InspectWidget(qw.QWidget):
         units = tuple(str(layer.units[i]) for i in yx)
 
         def place(stride=1):
-            return {"scale": tuple(scale * stride), "units": units,
-                    "translate": tuple(origin + scale * (stride - 1) / 2)}  # fmt: skip
+            return {
+                "scale": tuple(scale * stride),
+                "units": units,
+                "translate": tuple(origin + scale * (stride - 1) / 2),
+            }
 
-        viewer.add_image(inspection.image, name=PREFIX + "input (normalised)", colormap="gray",
-                         contrast_limits=(0, 1), **place())  # fmt: skip
+        viewer.add_image(
+            inspection.image,
+            name=PREFIX + "input (normalised)",
+            colormap="gray",
+            contrast_limits=(0, 1),
+            **place(),
+        )
         for feature in inspection.features:
             placement = place(feature.stride)
-            viewer.add_image(feature.data, name=PREFIX + feature.title, colormap="viridis",
-                             contrast_limits=(0, 1), scale=(1, *placement["scale"]),
-                             translate=(0, *placement["translate"]),
-                             units=("pixel", *units),
-                             metadata={"channels": feature.channels})  # fmt: skip
+            viewer.add_image(
+                feature.data,
+                name=PREFIX + feature.title,
+                colormap="viridis",
+                contrast_limits=(0, 1),
+                scale=(1, *placement["scale"]),
+                translate=(0, *placement["translate"]),
+                units=("pixel", *units),
+                metadata={"channels": feature.channels},
+            )
         for index, kind in enumerate(CLASSES):
-            viewer.add_image(inspection.probabilities[index], name=f"{PREFIX}{kind} probability",
-                             colormap="magma", contrast_limits=(0, 1), **place())  # fmt: skip
+            viewer.add_image(
+                inspection.probabilities[index],
+                name=f"{PREFIX}{kind} probability",
+                colormap="magma",
+                contrast_limits=(0, 1),
+                **place(),
+            )
         _newer_or_older(viewer, "canvas", "grid").enabled = self.grid.isChecked()
 
 

@@ -44,8 +44,10 @@ def contrast_limits(data) -> tuple[float, float]:
         middle = tuple(n // 2 for n in data.shape[:-2])
         plane = data[middle]
         rows, cols = plane.shape
-        crop = (slice(max(rows // 2 - 1024, 0), rows // 2 + 1024),
-                slice(max(cols // 2 - 1024, 0), cols // 2 + 1024))  # fmt: skip
+        crop = (
+            slice(max(rows // 2 - 1024, 0), rows // 2 + 1024),
+            slice(max(cols // 2 - 1024, 0), cols // 2 + 1024),
+        )
         sample = np.asarray(plane[crop])
     else:
         step = max(1, int(np.ceil((data.size / MAX_SAMPLE_PIXELS) ** (1 / data.ndim))))
@@ -67,13 +69,20 @@ def layer_calibration(image: MicroscopyImage, axes: str) -> dict:
 def image_layer_data(image: MicroscopyImage) -> list[tuple]:
     """napari ``LayerDataTuple``s for an image: one per channel, or one RGB layer."""
     stem = image.path.name.split(".")[0] if image.path else "image"
-    common = {"pixel_size": dict(image.pixel_size), "source": str(image.path or ""),
-              "file_metadata": dict(image.metadata)}  # fmt: skip
+    common = {
+        "pixel_size": dict(image.pixel_size),
+        "source": str(image.path or ""),
+        "file_metadata": dict(image.metadata),
+    }
     if image.is_rgb or image.channel_axis is None:
         axes = image.axes.replace("S", "")
         meta = {"axes": image.axes, "channel_names": list(image.channel_names), **common}
-        kwargs = {"name": stem, "rgb": image.is_rgb, "metadata": meta,
-                  **layer_calibration(image, axes)}  # fmt: skip
+        kwargs = {
+            "name": stem,
+            "rgb": image.is_rgb,
+            "metadata": meta,
+            **layer_calibration(image, axes),
+        }
         if not image.is_rgb:
             kwargs["contrast_limits"] = contrast_limits(image.data)
         return [(image.data, kwargs, "image")]

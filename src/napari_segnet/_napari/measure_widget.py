@@ -30,8 +30,14 @@ def run_measure(labels, images, names, axes, spacing):
             if lazy:
                 import dask.array as da
             image = da.stack(images) if lazy else np.stack([np.asarray(i) for i in images])
-        return measure(labels, image, axes=axes, channel_axis=0 if images else None,
-                       channel_names=names or None, spacing=spacing)  # fmt: skip
+        return measure(
+            labels,
+            image,
+            axes=axes,
+            channel_axis=0 if images else None,
+            channel_names=names or None,
+            spacing=spacing,
+        )
     except Exception as error:
         _log.debug("Measuring failed", exc_info=True)
         return lu.Failed(lu.one_sentence(error))
@@ -125,15 +131,23 @@ class MeasureWidget(qw.QWidget):
 
     def _layer_callbacks(self, layer):
         events = layer.events
-        return ((events.selected_label, self._on_selected_label),
-                (events.features, self._show_features), (events.scale, self._show_calibration),
-                (events.units, self._show_calibration))  # fmt: skip
+        return (
+            (events.selected_label, self._on_selected_label),
+            (events.features, self._show_features),
+            (events.scale, self._show_calibration),
+            (events.units, self._show_calibration),
+        )
 
     def _refresh_images(self, event=None) -> None:
         layer = self.labels.layer()
         shape = lu.full_resolution(layer).shape if layer is not None else None
-        names = [image.name for image in self._viewer.layers if isinstance(image, Image)
-                 and not image.rgb and lu.full_resolution(image).shape == shape]  # fmt: skip
+        names = [
+            image.name
+            for image in self._viewer.layers
+            if isinstance(image, Image)
+            and not image.rgb
+            and lu.full_resolution(image).shape == shape
+        ]
         self.images.blockSignals(True)
         self.images.clear()
         for name in names:
@@ -169,8 +183,13 @@ class MeasureWidget(qw.QWidget):
             show_error(lu.one_sentence(error))
             return
         images = self.chosen_images()
-        arguments = (lu.full_resolution(layer), [lu.full_resolution(i) for i in images],
-                     [i.name for i in images], axes, lu.spatial_spacing(layer, axes))  # fmt: skip
+        arguments = (
+            lu.full_resolution(layer),
+            [lu.full_resolution(i) for i in images],
+            [i.name for i in images],
+            axes,
+            lu.spatial_spacing(layer, axes),
+        )
         self._target = layer
         self.worker = thread_worker(run_measure, start_thread=False, ignore_errors=True)(*arguments)
         self.worker.returned.connect(self._on_result)
@@ -277,8 +296,11 @@ class MeasureWidget(qw.QWidget):
         path = path or self._ask_save_path("Export labels", "TIFF files (*.tif *.tiff)")
         if not path:
             return None
-        attributes = {"scale": tuple(layer.scale), "units": tuple(str(u) for u in layer.units),
-                      "axis_labels": tuple(layer.axis_labels)}  # fmt: skip
+        attributes = {
+            "scale": tuple(layer.scale),
+            "units": tuple(str(u) for u in layer.units),
+            "axis_labels": tuple(layer.axis_labels),
+        }
         try:
             written = write_labels(str(path), lu.full_resolution(layer), attributes)[0]
         except (OSError, ValueError) as error:

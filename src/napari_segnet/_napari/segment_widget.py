@@ -11,10 +11,10 @@ from napari.utils.notifications import show_error
 from qtpy import QtWidgets as qw
 
 from napari_segnet.inference.devices import select_device
-from napari_segnet.inference.progress import Progress
 from napari_segnet.inference.segment import SegmentSettings, iter_segment
 from napari_segnet.models.checkpoint import ModelLoadError, load_model, read_model_config
 from napari_segnet.postprocess import InstanceSettings
+from napari_segnet.progress import Progress
 
 from . import layer_utils as lu
 from . import pickers
@@ -40,8 +40,9 @@ def run_segmentation(image, model_path, device, settings, probabilities=False):
         yield Progress(0, 1, "loading the model")
         device = select_device(device)
         model, _ = load_model(model_path, device, fuse=True)
-        result = yield from iter_segment(image, model, settings, device=device,
-                                         keep_probabilities=probabilities)  # fmt: skip
+        result = yield from iter_segment(
+            image, model, settings, device=device, keep_probabilities=probabilities
+        )
     except Exception as error:
         _log.debug("Segmentation failed", exc_info=True)
         return lu.Failed(lu.one_sentence(error))
@@ -69,11 +70,19 @@ class SegmentWidget(qw.QWidget):
         self.min_size = lu.spin_box(qw.QSpinBox(), 0, 100_000, 15, "px")
         self.tile = lu.spin_box(qw.QSpinBox(), 64, 4096, SegmentSettings().tile, "px", step=64)
         self.probabilities = qw.QCheckBox("Add probability maps")
-        rows = (("Image", self.image), (self.channel.label, self.channel), ("Model", self.model),
-                ("Device", self.device), ("", self.device_info),
-                ("Object diameter", self.diameter), ("Seed threshold", self.seed),
-                ("Foreground threshold", self.foreground), ("Min size", self.min_size),
-                ("Tile size", self.tile), ("", self.probabilities))  # fmt: skip
+        rows = (
+            ("Image", self.image),
+            (self.channel.label, self.channel),
+            ("Model", self.model),
+            ("Device", self.device),
+            ("", self.device_info),
+            ("Object diameter", self.diameter),
+            ("Seed threshold", self.seed),
+            ("Foreground threshold", self.foreground),
+            ("Min size", self.min_size),
+            ("Tile size", self.tile),
+            ("", self.probabilities),
+        )
         for label, field in rows:
             form.addRow(label, field)
         self.run_button, self.cancel_button = qw.QPushButton("Segment"), qw.QPushButton("Cancel")
@@ -99,19 +108,29 @@ class SegmentWidget(qw.QWidget):
         trained = getattr(config, "object_diameter_px", None)
         self.diameter.setToolTip(
             f"Typical object diameter in pixels; 0 uses the training size ({trained:g} px)."
-            if trained else "This model has no training size: it always runs at full size."
-        )  # fmt: skip
+            if trained
+            else "This model has no training size: it always runs at full size."
+        )
 
     def request(self) -> dict:
         """What a click on Segment would run, from the current settings."""
         image, channel = self.channel.picked(self.image.layer())
-        instances = InstanceSettings(self.seed.value(), self.foreground.value(),
-                                     self.min_size.value())  # fmt: skip
-        settings = SegmentSettings(channel=channel, diameter=self.diameter.value() or None,
-                                   tile=self.tile.value(), instances=instances)  # fmt: skip
-        return {"image": image, "model_path": self.model.path(),
-                "device": self.device.currentText(), "settings": settings,
-                "probabilities": self.probabilities.isChecked()}  # fmt: skip
+        instances = InstanceSettings(
+            self.seed.value(), self.foreground.value(), self.min_size.value()
+        )
+        settings = SegmentSettings(
+            channel=channel,
+            diameter=self.diameter.value() or None,
+            tile=self.tile.value(),
+            instances=instances,
+        )
+        return {
+            "image": image,
+            "model_path": self.model.path(),
+            "device": self.device.currentText(),
+            "settings": settings,
+            "probabilities": self.probabilities.isChecked(),
+        }
 
     def run(self) -> None:
         """Start segmenting the picked layer in a worker thread."""
@@ -172,13 +191,21 @@ class SegmentWidget(qw.QWidget):
         """Add or update ``<name> labels`` (and the probability maps) for an image layer."""
         axes = lu.layer_axes(layer).replace("S", "")
         keep = [i for i, axis in enumerate(axes) if axis != "C"]
-        calibration = {key: tuple(getattr(layer, key)[i] for i in keep)
-                       for key in ("scale", "translate", "units", "axis_labels")}  # fmt: skip
+        calibration = {
+            key: tuple(getattr(layer, key)[i] for i in keep)
+            for key in ("scale", "translate", "units", "axis_labels")
+        }
         if segmentation.probabilities is not None:  # added first: the labels stay on top
             for index, kind in ((1, "interior"), (2, "boundary")):
-                self._put(Image, f"{layer.name} {kind} probability",
-                          segmentation.probabilities[index], calibration, colormap="magma",
-                          blending="additive", contrast_limits=(0, 1))  # fmt: skip
+                self._put(
+                    Image,
+                    f"{layer.name} {kind} probability",
+                    segmentation.probabilities[index],
+                    calibration,
+                    colormap="magma",
+                    blending="additive",
+                    contrast_limits=(0, 1),
+                )
         labels = self._put(Labels, f"{layer.name} labels", segmentation.labels, calibration)
         if segmentation.classes:
             classes = dict(segmentation.classes)

@@ -81,13 +81,22 @@ class TrainWidget(qw.QWidget):
         self.device, notes, auto = pickers.device_picker()
         self.device.setToolTip(f"auto uses {auto}" + (f" ({notes})" if notes else ""))
         self.name = qw.QLineEdit()
-        rows = (("Image", self.image), (self.channel.label, self.channel), ("Labels", self.labels),
-                ("", lu.hbox(self.add_layers_button, self.add_folder_button, self.remove_button)),
-                ("Training data", self.source_list), ("Start from", self.start),
-                ("Encoder", self.encoder), ("", self.freeze), ("Epochs", self.epochs),
-                ("Steps per epoch", self.steps), ("Validation fraction", self.validation),
-                ("Learning rate", self.learning_rate), ("Device", self.device),
-                ("Model name", self.name))  # fmt: skip
+        rows = (
+            ("Image", self.image),
+            (self.channel.label, self.channel),
+            ("Labels", self.labels),
+            ("", lu.hbox(self.add_layers_button, self.add_folder_button, self.remove_button)),
+            ("Training data", self.source_list),
+            ("Start from", self.start),
+            ("Encoder", self.encoder),
+            ("", self.freeze),
+            ("Epochs", self.epochs),
+            ("Steps per epoch", self.steps),
+            ("Validation fraction", self.validation),
+            ("Learning rate", self.learning_rate),
+            ("Device", self.device),
+            ("Model name", self.name),
+        )
         for label, field in rows:
             form.addRow(label, field)
         self.train_button, self.stop_button = qw.QPushButton("Train"), qw.QPushButton("Stop")
@@ -138,11 +147,16 @@ class TrainWidget(qw.QWidget):
             raise ValueError("There is no labels layer: segment the image or paint labels first.")
         image, channel = self.channel.picked(image_layer)
         plane = lu.displayed_plane(self._viewer, image, image_layer, channel)
-        labels = lu.displayed_plane(self._viewer, lu.image_from_layer(
-            labels_layer, lu.layer_axes(labels_layer)), labels_layer)  # fmt: skip
+        labels = lu.displayed_plane(
+            self._viewer,
+            lu.image_from_layer(labels_layer, lu.layer_axes(labels_layer)),
+            labels_layer,
+        )
         if labels.shape != plane.shape[:2]:
-            raise ValueError(f"The labels ({labels.shape[0]}×{labels.shape[1]}) and the image "
-                             f"({plane.shape[0]}×{plane.shape[1]}) differ in size.")  # fmt: skip
+            raise ValueError(
+                f"The labels ({labels.shape[0]}×{labels.shape[1]}) and the image "
+                f"({plane.shape[0]}×{plane.shape[1]}) differ in size."
+            )
         return ArraySource(f"{image_layer.name} + {labels_layer.name}", plane, labels.copy())
 
     def add_layers(self) -> None:
@@ -182,12 +196,22 @@ class TrainWidget(qw.QWidget):
         if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ValueError("Give the model a name of letters, digits, '-', '_' or '.'.")
         out = _free_path(name)
-        settings = TrainSettings(epochs=self.epochs.value(), steps_per_epoch=self.steps.value(),
-                                 learning_rate=self.learning_rate.value(),
-                                 freeze_encoder=self.freeze.isChecked())  # fmt: skip
-        return TrainingRequest(sources, self.start.path(), self.encoder.currentText(), out.stem,
-                               settings, self.validation.value(), out,
-                               self.device.currentText())  # fmt: skip
+        settings = TrainSettings(
+            epochs=self.epochs.value(),
+            steps_per_epoch=self.steps.value(),
+            learning_rate=self.learning_rate.value(),
+            freeze_encoder=self.freeze.isChecked(),
+        )
+        return TrainingRequest(
+            sources,
+            self.start.path(),
+            self.encoder.currentText(),
+            out.stem,
+            settings,
+            self.validation.value(),
+            out,
+            self.device.currentText(),
+        )
 
     def run(self) -> None:
         """Start training in a child process, followed by a worker thread."""
@@ -244,8 +268,14 @@ class TrainWidget(qw.QWidget):
         self.destroyed.disconnect(process.stop)
         process.stop()  # the child has ended (or is ended now); tidy up after it
         if self.worker.abort_requested:
-            self.status.setText("Stopped. " + (self._summary() if self._best else
-                                "No epoch had finished, so no model was kept."))  # fmt: skip
+            self.status.setText(
+                "Stopped. "
+                + (
+                    self._summary()
+                    if self._best
+                    else "No epoch had finished, so no model was kept."
+                )
+            )
         elif process.error:
             self.status.setText(process.error)
             show_error(process.error)
@@ -259,8 +289,10 @@ class TrainWidget(qw.QWidget):
     def _summary(self) -> str:
         epoch, ap50 = self._best  # of the model kept (chosen by mean AP over IoU 0.5–0.9)
         score = f"validation AP@0.5 {ap50:.3f}, " if math.isfinite(ap50) else ""  # none held out
-        return (f"Model '{self._request.name}' ({score}epoch {epoch}) is in Segment's model "
-                f"list; saved in {self.model_path.parent}.")  # fmt: skip
+        return (
+            f"Model '{self._request.name}' ({score}epoch {epoch}) is in Segment's model "
+            f"list; saved in {self.model_path.parent}."
+        )
 
     def save(self, path) -> Path:
         """Copy the trained model to ``path`` (atomically)."""
@@ -271,8 +303,9 @@ class TrainWidget(qw.QWidget):
 
     def _ask_save(self) -> None:
         suggestion = f"{self._request.name}.safetensors"
-        path, _ = qw.QFileDialog.getSaveFileName(self, "Save model", suggestion,
-                                                 "Models (*.safetensors)")  # fmt: skip
+        path, _ = qw.QFileDialog.getSaveFileName(
+            self, "Save model", suggestion, "Models (*.safetensors)"
+        )
         if path:
             try:
                 self.status.setText(f"Saved {self.save(path)}.")

@@ -37,6 +37,14 @@ def _axes(axis_labels, ndim: int) -> str:
 
 def _unit_symbol(unit: str) -> str | None:
     """pint names ('micrometer', 'second') to the symbols our converters know."""
-    symbols = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "meter": "m",
-               "second": "s", "millisecond": "ms", "minute": "min", "hour": "h"}  # fmt: skip
+    symbols = {
+        "micrometer": "µm",
+        "nanometer": "nm",
+        "millimeter": "mm",
+        "meter": "m",
+        "second": "s",
+        "millisecond": "ms",
+        "minute": "min",
+        "hour": "h",
+    }
     return symbols.get(unit, unit)

@@ -37,8 +37,11 @@ def device_report() -> list[DeviceStatus]:
     """
     import torch
 
-    cpu = DeviceStatus("cpu", True, f"{platform.processor() or platform.machine()}, "
-                                    f"{torch.get_num_threads()} threads")  # fmt: skip
+    cpu = DeviceStatus(
+        "cpu",
+        True,
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+    )
     return [cpu, _cuda_status(torch), _mps_status(torch)]
 
 

@@ -92,12 +92,16 @@ def inspect_network(model, plane: np.ndarray, *, channels: int = 4, device=None)
     height, width = plane.shape
     padded = np.pad(plane, ((0, -height % multiple), (0, -width % multiple)), mode="reflect")
     captured: dict[str, list] = {"encoder": [], "decoder": []}
-    hooks = [model.encoder.register_forward_hook(
-        lambda module, args, out: captured["encoder"].extend(out))]  # fmt: skip
+    hooks = [
+        model.encoder.register_forward_hook(
+            lambda module, args, out: captured["encoder"].extend(out)
+        )
+    ]
     refine = [model.refine] if getattr(model, "full_resolution", None) is not None else []
     for stage in [*model.decoder, *refine]:
-        hooks.append(stage.register_forward_hook(
-            lambda module, args, out: captured["decoder"].append(out)))  # fmt: skip
+        hooks.append(
+            stage.register_forward_hook(lambda module, args, out: captured["decoder"].append(out))
+        )
     try:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(padded, np.float32))[None, None].to(device)
@@ -106,9 +110,11 @@ def inspect_network(model, plane: np.ndarray, *, channels: int = 4, device=None)
     finally:
         for hook in hooks:
             hook.remove()
-    maps = [_most_variable(part, number, tensor, padded.shape, (height, width), channels)
-            for part in ("encoder", "decoder")
-            for number, tensor in enumerate(captured[part], start=1)]  # fmt: skip
+    maps = [
+        _most_variable(part, number, tensor, padded.shape, (height, width), channels)
+        for part in ("encoder", "decoder")
+        for number, tensor in enumerate(captured[part], start=1)
+    ]
     return Inspection(plane.astype(np.float32), maps, probabilities)
 
 
@@ -121,5 +127,6 @@ def _most_variable(part, stage, tensor, padded_shape, shape, channels) -> Featur
     low = kept.min(axis=(1, 2), keepdims=True)
     span = np.maximum(kept.max(axis=(1, 2), keepdims=True) - low, 1e-6)
     data = ((kept - low) / span).astype(np.float32)
-    return FeatureMap(part, stage, stride, int(values.shape[0]),
-                      tuple(int(c) for c in np.sort(order)), data)  # fmt: skip
+    return FeatureMap(
+        part, stage, stride, int(values.shape[0]), tuple(int(c) for c in np.sort(order)), data
+    )

@@ -18,9 +18,9 @@ from napari_segnet.io import MicroscopyImage
 from napari_segnet.postprocess import InstanceSettings, probabilities_to_instances
 from napari_segnet.postprocess.classes import classify_instances
 from napari_segnet.postprocess.stack import link_planes
+from napari_segnet.progress import Progress, drain
 
 from .normalise import normalise
-from .progress import Progress, drain
 from .tiling import iter_predict_tiled
 
 DNA_NAMES = ("dapi", "hoechst", "dna", "nuc", "h2b", "draq5", "sir-dna", "spy", "405")

@@ -6,7 +6,7 @@ from collections.abc import Generator
 
 import numpy as np
 
-from .progress import Progress
+from napari_segnet.progress import Progress
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:

@@ -14,10 +14,22 @@ from typing import Any
 import tifffile
 
 LENGTH_TO_UM = {
-    "m": 1e6, "cm": 1e4, "mm": 1e3, "µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0,
-    "microns": 1.0, "micrometer": 1.0, "micrometre": 1.0, "nm": 1e-3, "nanometer": 1e-3,
-    "pm": 1e-6, "å": 1e-4, "angstrom": 1e-4,
-}  # fmt: skip
+    "m": 1e6,
+    "cm": 1e4,
+    "mm": 1e3,
+    "µm": 1.0,
+    "μm": 1.0,
+    "um": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "pm": 1e-6,
+    "å": 1e-4,
+    "angstrom": 1e-4,
+}
 TIME_TO_S = {"s": 1.0, "sec": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.0, "h": 3600.0}
 # TIFF ResolutionUnit values that are metric (4 and 5 are tifffile's extensions).
 METRIC_RESOLUTION_UNITS_UM = {3: 1e4, 4: 1e3, 5: 1.0}

@@ -90,17 +90,27 @@ def write_labels(
     with atomic_path(path) as temporary:
         if dtype == np.uint16:
             tifffile.imwrite(
-                temporary, data, imagej=True, resolution=resolution, metadata=metadata,
+                temporary,
+                data,
+                imagej=True,
+                resolution=resolution,
+                metadata=metadata,
                 compression="zlib",
-            )  # fmt: skip
+            )
         else:
             # The ImageJ writer refuses 32-bit integers, yet ImageJ reads them: write a
             # plain TIFF carrying the same ImageJ description so Fiji keeps the calibration.
             description = tifffile.imagej_description(data.shape, **metadata)
             tifffile.imwrite(
-                temporary, data, description=description, metadata=None, photometric="minisblack",
-                resolution=resolution, resolutionunit="NONE", compression="zlib",
-            )  # fmt: skip
+                temporary,
+                data,
+                description=description,
+                metadata=None,
+                photometric="minisblack",
+                resolution=resolution,
+                resolutionunit="NONE",
+                compression="zlib",
+            )
     return path
 
 

@@ -12,9 +12,15 @@ class ConvBlock(nn.Sequential):
         layers: list[nn.Module] = []
         for i in range(repeats):
             layers += [
-                nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3,
-                          stride=stride if i == 0 else 1, padding=1, bias=False),
+                nn.Conv2d(
+                    in_channels if i == 0 else out_channels,
+                    out_channels,
+                    3,
+                    stride=stride if i == 0 else 1,
+                    padding=1,
+                    bias=False,
+                ),
                 nn.BatchNorm2d(out_channels),
                 nn.ReLU(inplace=True),
-            ]  # fmt: skip
+            ]
         super().__init__(*layers)

@@ -64,10 +64,12 @@ class ModelConfig:
         problems = [
             (not isinstance(self.in_channels, int) or self.in_channels < 1, "in_channels"),
             (not 0 <= low < high <= 100, "normalise_percentiles"),
-            (self.object_diameter_px is not None and not self.object_diameter_px > 0,
-             "object_diameter_px"),
+            (
+                self.object_diameter_px is not None and not self.object_diameter_px > 0,
+                "object_diameter_px",
+            ),
             (len(self.instance_classes) != 3, "instance_classes"),
-        ]  # fmt: skip
+        ]
         bad = [name for wrong, name in problems if wrong]
         if bad:
             raise ValueError(f"invalid model settings: {', '.join(bad)}")
@@ -84,8 +86,7 @@ class ModelConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown model settings {sorted(unknown)}")
-        for key in ("semantic_classes", "normalise_percentiles",
-                    "instance_classes"):  # fmt: skip
+        for key in ("semantic_classes", "normalise_percentiles", "instance_classes"):
             if key in values:
                 values[key] = tuple(values[key])
         if values.get("decoder_channels") is not None:

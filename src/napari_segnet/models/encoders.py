@@ -136,8 +136,14 @@ def _adapt_first_conv(parent: nn.Module, name: str, in_channels: int) -> None:
     conv: nn.Conv2d = getattr(parent, name) if not name.isdigit() else parent[int(name)]
     if conv.in_channels == in_channels:
         return
-    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                    conv.padding, bias=conv.bias is not None)  # fmt: skip
+    new = nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        bias=conv.bias is not None,
+    )
     with torch.no_grad():
         summed = conv.weight.sum(dim=1, keepdim=True) / in_channels
         new.weight.copy_(summed.repeat(1, in_channels, 1, 1))

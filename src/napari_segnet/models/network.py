@@ -73,8 +73,10 @@ class SegNet(nn.Module):
         if self.semantic is not None:
             out["semantic"] = self.semantic(y)
         if y.shape[-2:] != x.shape[-2:]:  # logits are smooth: interpolating them is cheap
-            out = {k: F.interpolate(v, size=x.shape[-2:], mode="bilinear", align_corners=False)
-                   for k, v in out.items()}  # fmt: skip
+            out = {
+                k: F.interpolate(v, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                for k, v in out.items()
+            }
         return out
 
 

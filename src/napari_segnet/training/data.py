@@ -37,8 +37,14 @@ def plane_for_training(data: np.ndarray, axes: str, channel: int = 0) -> np.ndar
     return np.asarray(data)
 
 
-def make_pair(image: np.ndarray, labels: np.ndarray, *, name: str = "", group: str = "",
-              percentiles: tuple[float, float] = (1.0, 99.8)) -> Pair:  # fmt: skip
+def make_pair(
+    image: np.ndarray,
+    labels: np.ndarray,
+    *,
+    name: str = "",
+    group: str = "",
+    percentiles: tuple[float, float] = (1.0, 99.8),
+) -> Pair:
     """Normalise an in-memory image (2-D or RGB) and pair it with its labels."""
     labels = np.asarray(labels)
     if labels.shape != image.shape[:2]:
@@ -46,8 +52,13 @@ def make_pair(image: np.ndarray, labels: np.ndarray, *, name: str = "", group: s
     return Pair(normalise(image, percentiles), labels.astype(np.int32), name, group)
 
 
-def load_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, *,
-               channel: int = 0, percentiles=(1.0, 99.8)) -> list[Pair]:  # fmt: skip
+def load_pairs(
+    images_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    *,
+    channel: int = 0,
+    percentiles=(1.0, 99.8),
+) -> list[Pair]:
     """Load ``images/<stem>.tif`` with ``masks/<stem>.tif`` for every stem in both folders.
 
     Raises
@@ -60,8 +71,9 @@ def load_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, *,
     for stem, image_path, mask_path in pair_paths(images_dir, masks_dir):
         image = read_image(image_path)
         plane = plane_for_training(image.data, image.axes, channel)
-        pairs.append(make_pair(plane, read_image(mask_path).data, name=stem,
-                               percentiles=percentiles))  # fmt: skip
+        pairs.append(
+            make_pair(plane, read_image(mask_path).data, name=stem, percentiles=percentiles)
+        )
     return pairs
 
 
@@ -94,9 +106,12 @@ def _stem(path: Path) -> str:
 
 
 def split_validation(
-    names: list[str], fraction: float, *, groups: list[str] | None = None,
+    names: list[str],
+    fraction: float,
+    *,
+    groups: list[str] | None = None,
     always: tuple[str, ...] = (),
-) -> set[str]:  # fmt: skip
+) -> set[str]:
     """Names held out for validation, stratified by group, chosen by a stable hash.
 
     Within each group the ``ceil(fraction × n)`` names with the smallest SHA-256
@@ -132,8 +147,10 @@ def split_pairs(pairs: list[Pair], fraction: float) -> tuple[list[Pair], list[Pa
         return list(pairs), []
     if fraction * len(pairs) >= 1:
         held_out = split_validation([p.name for p in pairs], fraction)
-        return ([p for p in pairs if p.name not in held_out],
-                [p for p in pairs if p.name in held_out])  # fmt: skip
+        return (
+            [p for p in pairs if p.name not in held_out],
+            [p for p in pairs if p.name in held_out],
+        )
     train, validation = [], []
     for pair in pairs:
         axis = int(pair.labels.shape[1] > pair.labels.shape[0])  # the longer side
@@ -156,8 +173,15 @@ def median_diameter(pairs: list[Pair]) -> float | None:
 class AugmentedSampler:
     """Random crops with scale jitter, flips, 90° rotations, intensity jitter and noise."""
 
-    def __init__(self, pairs: list[Pair], *, crop: int = 256, scale_range=(0.6, 1.6),
-                 weights: np.ndarray | None = None, seed: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        pairs: list[Pair],
+        *,
+        crop: int = 256,
+        scale_range=(0.6, 1.6),
+        weights: np.ndarray | None = None,
+        seed: int = 0,
+    ):
         if not pairs:
             raise ValueError("There are no training images.")
         self.pairs, self.crop, self.scale_range = pairs, crop, scale_range

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_segnet.inference.progress import Progress
 from napari_segnet.metrics import evaluate
 from napari_segnet.models.checkpoint import save_model
+from napari_segnet.progress import Progress
 
 from .data import AugmentedSampler, Pair
 from .losses import segmentation_loss
@@ -88,8 +88,9 @@ def iter_train(
     if settings.freeze_encoder:
         model.encoder.requires_grad_(False)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(parameters, lr=settings.learning_rate,
-                                  weight_decay=settings.weight_decay)  # fmt: skip
+    optimiser = torch.optim.AdamW(
+        parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
     total_steps = settings.epochs * settings.steps_per_epoch
     # Warm up over 5 % of the steps, and at least 2.5 (OneCycleLR divides by warm-up steps − 1).
     warm_up = min(0.3, max(0.05, 2.5 / total_steps))
@@ -107,47 +108,67 @@ def iter_train(
     provenance = {**(provenance or {}), "settings": asdict(settings)}
     started = time.perf_counter()
     for epoch in range(state["epoch"], settings.epochs):
-        sampler = AugmentedSampler(train, crop=settings.crop, weights=sample_weights,
-                                   seed=settings.seed * 100_003 + epoch)  # fmt: skip
+        sampler = AugmentedSampler(
+            train, crop=settings.crop, weights=sample_weights, seed=settings.seed * 100_003 + epoch
+        )
         model.train()
         if settings.freeze_encoder:
             model.encoder.eval()  # keep the pretrained batch-norm statistics
         for step in range(settings.steps_per_epoch):
             images, classes, weights = sampler.sample(settings.batch_size)
-            logits = model(torch.from_numpy(images).to(device).contiguous(
-                memory_format=torch.channels_last))["instance"]  # fmt: skip
-            loss = segmentation_loss(logits, torch.from_numpy(classes).to(device),
-                                     torch.from_numpy(weights).to(device),
-                                     settings.dice_weight)  # fmt: skip
+            logits = model(
+                torch.from_numpy(images).to(device).contiguous(memory_format=torch.channels_last)
+            )["instance"]
+            loss = segmentation_loss(
+                logits,
+                torch.from_numpy(classes).to(device),
+                torch.from_numpy(weights).to(device),
+                settings.dice_weight,
+            )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
             done = epoch * settings.steps_per_epoch + step + 1
-            yield Progress(done, total_steps, "training",
-                           {"loss": loss.item(), "epoch": epoch + 1})  # fmt: skip
+            yield Progress(done, total_steps, "training", {"loss": loss.item(), "epoch": epoch + 1})
 
         scores = validate(model, validation, device)
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, **scores})
         if not validation or scores["ap_mean"] > state["best"]:  # no validation: keep the last
             state["best"], state["best_epoch"] = scores["ap_mean"], epoch + 1
-            save_model(model, out, provenance={
-                **provenance, "epoch": epoch + 1, "validation": scores,
-                "training_seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(), "state": state},
-                   out.with_name(out.name + ".resume.pt"))  # fmt: skip
+            save_model(
+                model,
+                out,
+                provenance={
+                    **provenance,
+                    "epoch": epoch + 1,
+                    "validation": scores,
+                    "training_seconds": round(time.perf_counter() - started, 1),
+                },
+            )
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(),
+                "state": state,
+            },
+            out.with_name(out.name + ".resume.pt"),
+        )
         best = {"best": state["best"], "best_epoch": state["best_epoch"]}
         yield Progress(state["epoch"], settings.epochs, "validated", {**scores, **best})
-    return {"best_ap_mean": state["best"], "best_epoch": state["best_epoch"],
-            "history": state["history"]}  # fmt: skip
+    return {
+        "best_ap_mean": state["best"],
+        "best_epoch": state["best_epoch"],
+        "history": state["history"],
+    }
 
 
 def validate(model, pairs: list[Pair], device) -> dict[str, float]:
     """AP@0.5 and AP averaged over IoU 0.5–0.9, pooled over the validation images."""
-    from napari_segnet.inference.progress import drain
     from napari_segnet.inference.segment import segment_normalised
+    from napari_segnet.progress import drain
 
     if not pairs:
         return {"ap50": float("nan"), "ap_mean": float("nan")}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_segnet.inference.progress import Progress
+from napari_segnet.progress import Progress
 
 from .data import load_pairs, make_pair, median_diameter, split_pairs
 from .loop import TrainSettings, iter_train
@@ -86,8 +86,14 @@ def crop_size(pairs) -> int:
     return int(np.clip(32 * (int(np.median(sides)) // 32), 64, 256))
 
 
-def model_and_pairs(start, load, *, encoder: str = "compact", name: str | None = None,
-                    encoder_weights: Path | None = None):  # fmt: skip
+def model_and_pairs(
+    start,
+    load,
+    *,
+    encoder: str = "compact",
+    name: str | None = None,
+    encoder_weights: Path | None = None,
+):
     """Build or load the network to train, and load its pairs normalised as it expects.
 
     Parameters
@@ -144,20 +150,33 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
                 folder = source.folder
                 pairs += load_pairs(folder / "images", folder / "masks", percentiles=percentiles)
             else:
-                pairs.append(make_pair(source.image, source.labels, name=source.name,
-                                       percentiles=percentiles))  # fmt: skip
+                pairs.append(
+                    make_pair(
+                        source.image, source.labels, name=source.name, percentiles=percentiles
+                    )
+                )
         return pairs
 
-    model, pairs = model_and_pairs(request.start, load, encoder=request.encoder,
-                                   name=request.name)  # fmt: skip
+    model, pairs = model_and_pairs(request.start, load, encoder=request.encoder, name=request.name)
     if not any(p.labels.any() for p in pairs):
         raise ValueError("The training labels are empty: paint or segment some objects first.")
     train, validation = split_pairs(pairs, request.validation_fraction)
     settings = replace(request.settings, crop=crop_size(train))
-    provenance = {"from": str(request.start) if request.start else None,
-                  "trained_on": [source.name for source in request.sources]}  # fmt: skip
-    return (yield from iter_train(model, train, validation, settings, out=request.out,
-                                  device=device, provenance=provenance))  # fmt: skip
+    provenance = {
+        "from": str(request.start) if request.start else None,
+        "trained_on": [source.name for source in request.sources],
+    }
+    return (
+        yield from iter_train(
+            model,
+            train,
+            validation,
+            settings,
+            out=request.out,
+            device=device,
+            provenance=provenance,
+        )
+    )
 
 
 class TrainingProcess:
@@ -175,8 +194,7 @@ class TrainingProcess:
         context = multiprocessing.get_context("spawn")  # never fork a process holding Qt
         self.request = request
         self._messages = context.Queue()
-        self._process = context.Process(target=_train, args=(request, self._messages),
-                                        daemon=True)  # fmt: skip
+        self._process = context.Process(target=_train, args=(request, self._messages), daemon=True)
         self._process.start()
         self.result: dict | None = None
         self.error: str | None = None
