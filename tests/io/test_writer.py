@@ -1,12 +1,10 @@
-"""Tests for writing labels as ImageJ-style TIFF files, and for atomic writes."""
-
-import os
+"""Tests for writing labels as ImageJ-style TIFF files."""
 
 import numpy as np
 import pytest
 import tifffile
 
-from napari_segnet.io import AxesError, atomic_path, read_image, write_labels
+from napari_segnet.io import AxesError, read_image, write_labels
 
 
 @pytest.fixture
@@ -217,55 +215,6 @@ def test_overwrites_an_existing_file(tmp_path):
     image = read_image(path)
     np.testing.assert_array_equal(image.data, second)
     assert image.pixel_size == {"Y": 0.5, "X": 0.5}
-
-
-# --------------------------------------------------------------------------- atomic_path
-
-
-def test_atomic_path_success(tmp_path):
-    final = tmp_path / "result.csv"
-
-    with atomic_path(final) as temporary:
-        assert temporary.parent == tmp_path
-        assert temporary.suffix == ".csv"
-        assert temporary != final
-        temporary.write_text("a,b\n1,2\n")
-        assert not final.exists()
-
-    assert final.read_text() == "a,b\n1,2\n"
-    assert _files(tmp_path) == ["result.csv"]
-
-
-def test_atomic_path_failure_leaves_nothing(tmp_path):
-    final = tmp_path / "result.csv"
-
-    with pytest.raises(RuntimeError, match="disk full"), atomic_path(final) as temporary:
-        temporary.write_text("half of it")
-        raise RuntimeError("disk full")
-
-    assert not final.exists()
-    assert _files(tmp_path) == []
-
-
-def test_atomic_path_failure_keeps_the_old_file(tmp_path):
-    final = tmp_path / "result.csv"
-    final.write_text("old")
-
-    with pytest.raises(KeyboardInterrupt), atomic_path(final) as temporary:
-        temporary.write_text("new but incomplete")
-        raise KeyboardInterrupt
-
-    assert final.read_text() == "old"
-    assert _files(tmp_path) == ["result.csv"]
-
-
-def test_atomic_path_replaces_existing_file(tmp_path):
-    final = tmp_path / "result.csv"
-    final.write_text("old")
-    with atomic_path(os.fspath(final)) as temporary:
-        temporary.write_text("new")
-    assert final.read_text() == "new"
-    assert _files(tmp_path) == ["result.csv"]
 
 
 def test_failed_label_write_leaves_no_temporary_file(tmp_path):

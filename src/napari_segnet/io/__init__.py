@@ -1,6 +1,6 @@
 """Reading microscopy TIFFs and writing labels."""
 
-from .atomic import atomic_path
+from .atomic import atomic_path, atomic_paths
 from .axes import AxesError
 from .image import MicroscopyImage
 from .reader import ImageReadError, is_tiff_path, read_image
@@ -11,6 +11,7 @@ __all__ = [
     "ImageReadError",
     "MicroscopyImage",
     "atomic_path",
+    "atomic_paths",
     "is_tiff_path",
     "read_image",
     "write_labels",

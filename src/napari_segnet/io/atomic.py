@@ -1,11 +1,19 @@
-"""Write files so that a reader never sees a half-written one."""
+"""Write files so that a reader never sees a half-written one.
+
+:func:`atomic_path` writes one file; :func:`atomic_paths` writes several files
+all-or-nothing (for example an image's labels and its measurement table).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
+
+# Most file systems limit one name to 255 bytes; the temporary name must fit too.
+_NAME_MAX = 255
 
 
 @contextlib.contextmanager
@@ -25,14 +33,112 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ------
     pathlib.Path
         Where the caller writes the content. It keeps the destination's suffix
-        so that writers that look at the extension behave the same.
+        so that writers that look at the extension behave the same. Its name is
+        unique to this call, so concurrent writers of the same destination do not
+        write into each other's temporary file (the last one to finish wins).
 
     """
-    final = Path(path)
-    temporary = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")
-    try:
+    with atomic_paths(path) as (temporary,):
         yield temporary
-        os.replace(temporary, final)
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
+    """Yield temporary paths beside ``paths``; move them all into place on success.
+
+    Nothing is moved until the body has written every temporary file: if the
+    body raises, all temporaries are removed and none of the destinations is
+    touched (existing files keep their old content).
+
+    Parameters
+    ----------
+    *paths : str or os.PathLike
+        The final destinations, all different.
+
+    Yields
+    ------
+    tuple of pathlib.Path
+        One temporary path per destination, in the same order, each beside its
+        destination and with the destination's suffix.
+
+    Raises
+    ------
+    ValueError
+        If the same destination is given twice.
+
+    Notes
+    -----
+    Several renames cannot be one atomic step. After the body succeeds, each
+    temporary file is renamed onto its destination in the given order, each
+    rename atomic on its own. Before that, every existing destination gets a
+    hard link as a backup. If a rename fails, the destinations already replaced
+    are put back from their backups (or removed, if they did not exist before),
+    so the old set of files remains. That rollback is best effort: on a file
+    system without hard links, a destination already replaced keeps its new
+    content; and a crash of the process during the renames can leave some
+    destinations new and some old, plus hidden ``.*.backup*`` files beside them.
+
+    """
+    finals = [Path(p) for p in paths]
+    if len({os.path.abspath(f) for f in finals}) != len(finals):
+        raise ValueError("The same file is given twice: " + ", ".join(map(str, finals)) + ".")
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    temporaries = [_sibling(final, token, "partial") for final in finals]
+    try:
+        yield tuple(temporaries)
+        _move_all(temporaries, finals, token)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
+        for temporary in temporaries:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+
+
+def _move_all(temporaries: list[Path], finals: list[Path], token: str) -> None:
+    """Rename ``temporaries`` onto ``finals`` in order, undoing the done ones on failure."""
+    if len(finals) == 1:
+        os.replace(temporaries[0], finals[0])
+        return
+    backups: list[tuple[bool, Path | None]] = []
+    done = 0
+    try:
+        backups.extend(_backup(final, token) for final in finals)
+        for temporary, final in zip(temporaries, finals):
+            os.replace(temporary, final)
+            done += 1
+    except BaseException:
+        for final, (existed, backup) in zip(finals[:done], backups[:done]):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, final)
+                elif not existed:
+                    final.unlink()
+        raise
+    finally:
+        for _, backup in backups:
+            if backup is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    backup.unlink()
+
+
+def _backup(final: Path, token: str) -> tuple[bool, Path | None]:
+    """Return whether ``final`` exists, and a hard link to it under a hidden name (or None)."""
+    backup = _sibling(final, token, "backup")
+    try:
+        os.link(final, backup, follow_symlinks=False)
+    except FileNotFoundError:
+        return False, None
+    except (OSError, NotImplementedError):  # no hard links here: no rollback for this file
+        return True, None
+    return True, backup
+
+
+def _sibling(final: Path, token: str, kind: str) -> Path:
+    """Return a hidden name beside ``final``, unique to ``token``, that fits in one name."""
+    tail = f".{token}.{kind}{final.suffix}"
+    if len(os.fsencode(tail)) > _NAME_MAX // 2:  # an absurdly long suffix is not kept
+        tail = f".{token}.{kind}"
+    room = _NAME_MAX - 1 - len(os.fsencode(tail))
+    stem = final.stem
+    while len(os.fsencode(stem)) > room and stem:
+        stem = stem[:-1]
+    return final.with_name(f".{stem}{tail}")
