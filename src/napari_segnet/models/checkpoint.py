@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from napari_segnet import __version__
 from napari_segnet.io.atomic import atomic_path
 
 from .config import ModelConfig
@@ -26,6 +27,9 @@ class ModelLoadError(ValueError):
 
 def save_model(model, path: str | os.PathLike, *, provenance: dict[str, Any] | None = None) -> Path:
     """Save a network's weights, config and provenance to one ``.safetensors`` file.
+
+    The file's metadata also records the napari-segnet version that wrote it
+    (``napari_segnet_version``).
 
     Parameters
     ----------
@@ -45,6 +49,7 @@ def save_model(model, path: str | os.PathLike, *, provenance: dict[str, Any] | N
         "format": FORMAT,
         "config": model.config.to_json(),
         "provenance": json.dumps(provenance or {}, default=str),
+        "napari_segnet_version": __version__,  # the release that wrote the file
     }
     path = Path(path)
     with atomic_path(path) as temporary:
