@@ -12,7 +12,7 @@ from pathlib import Path
 import napari
 from qtpy.QtWidgets import QApplication
 
-from napari_segnet._napari.layer_utils import process_events_until
+from napari_segnet._napari.qt_helpers import process_events_until
 from napari_segnet.data import sample_path
 from napari_segnet.io import read_image
 from napari_segnet.measure import measure
@@ -35,7 +35,7 @@ def shoot(viewer: napari.Viewer, name: str) -> None:
 def run_to_end(widget, timeout_s: float = 300) -> None:
     """Click the widget's main action and wait until its worker is done."""
     widget.run()
-    process_events_until(lambda: widget.worker is None, timeout_s=timeout_s)
+    process_events_until(lambda: not widget.runner.running, timeout_s=timeout_s)
 
 
 def main() -> None:

@@ -1,7 +1,10 @@
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
 import tifffile
 from napari.utils.notifications import NotificationSeverity, notification_manager
+from qtpy.QtCore import Qt
 
 
 @pytest.fixture
@@ -45,3 +48,32 @@ def errors():
     notification_manager.notification_ready.connect(record)
     yield seen
     notification_manager.notification_ready.disconnect(record)
+
+
+@dataclass
+class Run:
+    """What a widget's run emitted: progress events, results, and whether it was cancelled."""
+
+    progress: list = field(default_factory=list)
+    results: list = field(default_factory=list)
+    cancelled: bool | None = None
+
+
+@pytest.fixture
+def run_to_end(qtbot):
+    """Click a widget's button, wait for its runner's ``finished`` signal, return the Run."""
+
+    def run(widget, button, timeout_ms=300_000):
+        record = Run()
+        widget.runner.yielded.connect(record.progress.append)
+        widget.runner.returned.connect(record.results.append)
+        try:
+            with qtbot.waitSignal(widget.runner.finished, timeout=timeout_ms) as finished:
+                qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        finally:
+            widget.runner.yielded.disconnect(record.progress.append)
+            widget.runner.returned.disconnect(record.results.append)
+        (record.cancelled,) = finished.args
+        return record
+
+    return run

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from qtpy.QtCore import Qt
 
 from napari_segnet._napari.inspect_widget import PREFIX, InspectWidget, tile_around
 
@@ -13,7 +12,7 @@ def inspection_layers(viewer):
     return [layer for layer in viewer.layers if layer.name.startswith(PREFIX)]
 
 
-def test_inspect_the_dna_channel_of_the_sample(make_napari_viewer, qtbot, errors):
+def test_inspect_the_dna_channel_of_the_sample(make_napari_viewer, qtbot, errors, run_to_end):
     viewer = make_napari_viewer(show=True)
     viewer.open_sample("napari-segnet", "nuclei_2ch")
     viewer.layers.selection.active = viewer.layers["DAPI"]
@@ -21,9 +20,9 @@ def test_inspect_the_dna_channel_of_the_sample(make_napari_viewer, qtbot, errors
     assert isinstance(widget, InspectWidget)
     assert widget.image.layer() is viewer.layers["DAPI"]
     widget.tile.setValue(256)
-    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
-    assert errors == []
+    run = run_to_end(widget, widget.run_button, TIMEOUT_MS)
+    assert errors == [] and len(run.results) == 1
+    assert widget.status.text().startswith("Inspected rows ")
 
     names = [layer.name[len(PREFIX) :] for layer in inspection_layers(viewer)]
     assert names == [
@@ -59,8 +58,7 @@ def test_inspect_the_dna_channel_of_the_sample(make_napari_viewer, qtbot, errors
     qtbot.wait(200)
 
     widget.channels.setValue(2)
-    widget.run_button.click()  # again: the old inspection is replaced
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    run_to_end(widget, widget.run_button, TIMEOUT_MS)  # again: the old inspection is replaced
     assert len(inspection_layers(viewer)) == 11
     assert viewer.layers[PREFIX + "decoder 3 · 1/2 resolution · 16 channels"].data.shape[0] == 2
 
@@ -75,3 +73,4 @@ def test_no_image_gives_one_sentence(make_napari_viewer, errors):
     widget = InspectWidget(make_napari_viewer())
     widget.run_button.click()
     assert errors == ["There is no image layer: open an image first."]
+    assert not widget.runner.running and widget.run_button.isEnabled()

@@ -27,15 +27,22 @@ def labelled_viewer(make_napari_viewer, truth):
     return viewer
 
 
-def click_measure(widget, layer, qtbot):
-    qtbot.mouseClick(widget.measure_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(
-        lambda: widget.worker is None and "area_px" in layer.features, timeout=TIMEOUT_MS
-    )
+@pytest.fixture
+def click_measure(run_to_end):
+    """Click Measure and wait for the run's end; the measurements are then in the layer."""
+
+    def click(widget, layer):
+        run = run_to_end(widget, widget.measure_button, TIMEOUT_MS)
+        assert not run.cancelled and len(run.results) == 1
+        assert widget.progress.isHidden() and widget.measure_button.isEnabled()
+        assert widget.status.text().startswith(f"Measured {len(run.results[0])} objects")
+        assert "area_px" in layer.features
+
+    return click
 
 
 def test_measure_merges_into_features_and_syncs_the_table(
-    labelled_viewer, truth, qtbot, errors, tmp_path
+    labelled_viewer, truth, errors, tmp_path, click_measure
 ):
     viewer = labelled_viewer
     layer = viewer.layers["nuclei labels"]
@@ -50,7 +57,7 @@ def test_measure_merges_into_features_and_syncs_the_table(
     assert [layer.name for layer in widget.chosen_images()] == ["DAPI", "CellMask (synthetic)"]
     assert widget.calibration.text() == "Pixel size 0.65 µm × 0.65 µm"
 
-    click_measure(widget, layer, qtbot)
+    click_measure(widget, layer)
     features = pd.DataFrame(layer.features)
     assert len(features) == len(ids)
     np.testing.assert_array_equal(features["label"], ids)
@@ -104,20 +111,21 @@ def test_measure_merges_into_features_and_syncs_the_table(
     assert path.stat().st_size > 10_000
 
 
-def test_remeasuring_replaces_columns_and_keeps_user_ones(labelled_viewer, truth, qtbot, errors):
+def test_remeasuring_replaces_columns_and_keeps_user_ones(
+    labelled_viewer, truth, errors, click_measure
+):
     viewer = labelled_viewer
     layer = viewer.layers["nuclei labels"]
     widget = MeasureWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.images.item(1).setCheckState(Qt.CheckState.Unchecked)  # only DAPI
-    click_measure(widget, layer, qtbot)
+    click_measure(widget, layer)
     features = layer.features
     assert "intensity_mean_DAPI" in features and "intensity_mean_CellMask_synthetic" not in features
     features["my_note"] = "checked"
     layer.features = features
     layer.data = np.where(truth == truth.max(), 0, truth)  # the user erased one object
-    widget.run()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    click_measure(widget, layer)
     features = layer.features
     assert len(features) == len(np.unique(truth)) - 2
     assert (features["my_note"] == "checked").all()
@@ -125,13 +133,15 @@ def test_remeasuring_replaces_columns_and_keeps_user_ones(labelled_viewer, truth
     assert errors == []
 
 
-def test_uncalibrated_labels_are_measured_in_pixels(make_napari_viewer, truth, qtbot, errors):
+def test_uncalibrated_labels_are_measured_in_pixels(
+    make_napari_viewer, truth, errors, click_measure
+):
     viewer = make_napari_viewer()
     layer = viewer.add_labels(truth, name="labels")
     widget = MeasureWidget(viewer)
     assert widget.calibration.text() == "Uncalibrated: pixels"
     assert widget.images.count() == 0
-    click_measure(widget, layer, qtbot)
+    click_measure(widget, layer)
     assert "area_um2" not in layer.features and "intensity_mean_DAPI" not in layer.features
     assert errors == []
     widget.deleteLater()
@@ -140,6 +150,10 @@ def test_uncalibrated_labels_are_measured_in_pixels(make_napari_viewer, truth, q
 def test_exports_without_measurements_or_layers_say_why(make_napari_viewer, errors, tmp_path):
     viewer = make_napari_viewer()
     widget = MeasureWidget(viewer)
+    widget.measure_button.click()
+    assert errors == ["There is no labels layer to measure: segment an image first."]
+    assert not widget.runner.running and widget.progress.isHidden()
+    errors.clear()
     assert widget.export_labels(tmp_path / "x.tif") is None
     viewer.add_labels(np.zeros((8, 8), np.uint16))
     assert widget.export_csv(tmp_path / "x.csv") is None

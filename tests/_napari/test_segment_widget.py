@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from napari.layers import Labels
 from napari.utils import progress
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import Qt
 
 from napari_segnet._napari import model_picker
 from napari_segnet._napari.model_picker import CHOOSE_FILE, register_model
 from napari_segnet._napari.segment_widget import SegmentWidget
+from napari_segnet.inference.devices import device_report
 from napari_segnet.models.bundled import bundled_model_path
 
 TIMEOUT_MS = 120_000
@@ -21,7 +22,7 @@ def sample_viewer(make_napari_viewer):
     return viewer
 
 
-def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_path):
+def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_path, run_to_end):
     viewer = sample_viewer
     viewer.layers.selection.active = viewer.layers["DAPI"]
     _, widget = viewer.window.add_plugin_dock_widget("napari-segnet", "Segment")
@@ -39,18 +40,21 @@ def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_
         stored["min_size"],
     )  #  (the thresholds chosen on the model's validation split)
 
-    ticks, ticks_when_done = [], []
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(1))
-    viewer.layers.events.inserted.connect(lambda event: ticks_when_done.append(len(ticks)))
-    timer.start(10)
-    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
-    assert not widget.run_button.isEnabled()
-    assert widget.cancel_button.isEnabled()
-    assert [bar.desc for bar in progress._all_instances] == ["Segmenting DAPI"]  # activity dock
-    qtbot.waitUntil(lambda: "DAPI labels" in viewer.layers, timeout=TIMEOUT_MS)
-    timer.stop()
-    assert ticks_when_done[0] >= 5  # the event loop kept running during the segmentation
+    progress_seen, progress_when_added = [], []
+    widget.runner.yielded.connect(progress_seen.append)
+    viewer.layers.events.inserted.connect(
+        lambda event: progress_when_added.append(len(progress_seen))
+    )
+    with qtbot.waitSignal(widget.runner.finished, timeout=TIMEOUT_MS) as finished:
+        qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+        assert not widget.run_button.isEnabled()
+        assert widget.cancel_button.isEnabled()
+        assert [bar.desc for bar in progress._all_instances] == ["Segmenting DAPI"]  # activity
+    assert finished.args == [False]  # not cancelled
+    # The worker's progress reached the GUI thread while the network ran, before the result.
+    assert progress_when_added[0] >= 2 and progress_when_added[0] == len(progress_seen)
+    assert [event.done for event in progress_seen] == sorted(event.done for event in progress_seen)
+    assert progress_seen[-1].done == progress_seen[-1].total
 
     labels = viewer.layers["DAPI labels"]
     assert isinstance(labels, Labels)
@@ -59,18 +63,17 @@ def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_
     assert tuple(labels.axis_labels) == tuple(viewer.layers["DAPI"].axis_labels)
     assert labels.data.shape == viewer.layers["DAPI"].data.shape
     assert len(np.unique(labels.data)) - 1 > 100
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
-    assert widget.run_button.isEnabled()
+    assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
     assert not list(progress._all_instances)  # closed
     assert "Found" in widget.status.text()
-    assert "Last run on cpu" in widget.device_info.text() or "cuda" in widget.device_info.text()
+    assert widget.device_info.text().startswith("Last run on ")
 
     # Running again updates the same layer.
     data_events = []
     labels.events.data.connect(lambda event: data_events.append(1))
     widget.seed.setValue(0.6)
-    widget.run_button.click()
-    qtbot.waitUntil(lambda: bool(data_events) and widget.worker is None, timeout=TIMEOUT_MS)
+    run_to_end(widget, widget.run_button)
+    assert data_events
     assert [layer.name for layer in viewer.layers if isinstance(layer, Labels)] == ["DAPI labels"]
     assert viewer.layers["DAPI labels"] is labels
     assert errors == []
@@ -80,15 +83,14 @@ def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_
     assert path.stat().st_size > 10_000
 
 
-def test_probability_maps_are_added_and_updated(sample_viewer, qtbot, errors):
+def test_probability_maps_are_added_and_updated(sample_viewer, errors, run_to_end):
     viewer = sample_viewer
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.image.choose(viewer.layers["DAPI"])
     widget.probabilities.setChecked(True)
     for _ in range(2):
-        widget.run_button.click()
-        qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+        assert len(run_to_end(widget, widget.run_button).results) == 1
     names = [layer.name for layer in viewer.layers]
     assert names.count("DAPI interior probability") == 1
     assert names.count("DAPI boundary probability") == 1
@@ -109,21 +111,29 @@ def test_cancel_stops_a_long_run(sample_viewer, qtbot, errors):
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget)
     assert widget.image.layer() is series
-    done = []
-    widget.run_button.click()
-    widget.worker.yielded.connect(lambda event: done.append((event.done, event.total)))
-    qtbot.waitUntil(lambda: widget.progress.value() >= 1000, timeout=TIMEOUT_MS)  # one plane
-    qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
-    assert "series labels" not in viewer.layers
-    assert done and max(d for d, _ in done) < done[-1][1] // 2  # stopped early
+    progress_seen, results = [], []
+    widget.runner.yielded.connect(progress_seen.append)
+    widget.runner.returned.connect(results.append)
+    with qtbot.waitSignal(
+        widget.runner.yielded,
+        check_params_cb=lambda event: event.stage == "segmenting plane 2 of 20",
+        timeout=TIMEOUT_MS,
+    ):
+        widget.run_button.click()
+    with qtbot.waitSignal(widget.runner.finished, timeout=TIMEOUT_MS) as finished:
+        qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)
+        assert widget.status.text() == "Cancelling…"
+    assert finished.args == [True]  # cancelled
+    assert results == []  # the worker returned nothing...
+    assert "series labels" not in viewer.layers  # ...so no layer was added
+    assert progress_seen[-1].done < progress_seen[-1].total  # it stopped before the last plane
     assert widget.status.text() == "Cancelled."
     assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
     assert errors == []
 
 
 def test_an_unreadable_model_file_gives_one_error_sentence(
-    sample_viewer, qtbot, errors, tmp_path, monkeypatch
+    sample_viewer, errors, tmp_path, monkeypatch, run_to_end
 ):
     viewer = sample_viewer
     broken = tmp_path / "broken.safetensors"
@@ -133,11 +143,11 @@ def test_an_unreadable_model_file_gives_one_error_sentence(
     monkeypatch.setattr(widget.model, "ask_path", lambda: str(broken))  # the file dialog
     widget.model.setCurrentIndex(widget.model.findText(CHOOSE_FILE))
     assert widget.model.currentText() == "broken"
-    widget.run_button.click()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert run_to_end(widget, widget.run_button).results == []
     assert len(errors) == 1
     assert errors[0].startswith("Cannot load model broken.safetensors")
     assert errors[0].endswith(".") and ". " not in errors[0] and "\n" not in errors[0]
+    assert widget.status.text() == errors[0]
     assert not any(isinstance(layer, Labels) for layer in viewer.layers)
 
 
@@ -176,15 +186,15 @@ def test_channel_picker_for_multichannel_and_rgb_layers(make_napari_viewer):
     assert [widget.channel.itemText(i) for i in range(2)] == ["GFP", "Hoechst"]
     assert widget.channel.currentText() == "Hoechst"  # the DNA stain by default
     request = widget.request()
-    assert request["image"].axes == "CYX" and request["settings"].channel == 1
-    assert request["settings"].diameter is None
+    assert request.image.axes == "CYX" and request.settings.channel == 1
+    assert request.settings.diameter is None
 
     rgb = viewer.add_image(rng.integers(0, 255, (32, 40, 3), dtype=np.uint8), name="rgb")
     assert widget.image.layer() is rgb  # followed the active layer
     assert widget.channel.currentText() == "Luminance"
-    assert widget.request()["image"].axes == "YXS"
+    assert widget.request().image.axes == "YXS"
     widget.channel.setCurrentText("Green")
-    assert widget.request()["image"].axes == "YX"
+    assert widget.request().image.axes == "YX"
 
     widget.image.choose(stack)  # a user choice is kept when another layer becomes active
     viewer.add_image(rng.random((32, 40)), name="plain")
@@ -193,8 +203,6 @@ def test_channel_picker_for_multichannel_and_rgb_layers(make_napari_viewer):
 
 
 def test_device_picker_explains_unavailable_devices(make_napari_viewer):
-    from napari_segnet.inference.devices import device_report
-
     widget = SegmentWidget(make_napari_viewer())
     assert widget.device.currentText() == "auto"
     assert widget.device_info.text().startswith("auto uses ")
@@ -204,4 +212,25 @@ def test_device_picker_explains_unavailable_devices(make_napari_viewer):
         if not status.available:
             assert status.detail.split(". ")[0] in widget.device_info.text()
             assert item.toolTip() == status.detail
+            assert f"{status.name}: {status.detail}" in widget.device_info.toolTip()
     widget.deleteLater()
+
+
+def test_the_device_line_wraps_within_a_narrow_dock(sample_viewer, qtbot, run_to_end):
+    viewer = sample_viewer
+    widget = SegmentWidget(viewer)
+    dock = viewer.window.add_dock_widget(widget)
+    widget.image.choose(viewer.layers["DAPI"])
+    run_to_end(widget, widget.run_button)
+    window = viewer.window._qt_window
+    window.resizeDocks([dock], [widget.minimumSizeHint().width()], Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: widget.width() <= widget.minimumSizeHint().width() + 10)
+    info = widget.device_info
+    assert info.text().startswith("Last run on ") and info.wordWrap()
+    assert info.sizeHint().width() <= widget.width()
+    assert info.geometry().right() <= widget.contentsRect().right()  # not cut off at the side
+    assert info.height() >= info.heightForWidth(info.width())  # nor at the bottom
+    unavailable = [status for status in device_report() if not status.available]
+    for status in unavailable:  # the whole reason, which the line shortens
+        assert f"{status.name}: {status.detail}" in info.toolTip()
+    assert bool(info.toolTip()) == bool(unavailable)

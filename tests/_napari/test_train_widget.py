@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tifffile
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import Qt
 
 from napari_segnet._napari.model_picker import register_model
 from napari_segnet._napari.segment_widget import SegmentWidget
@@ -42,11 +42,18 @@ def add_pairs(widget, viewer, count=2):
 
 
 def train(widget, qtbot, epochs, steps):
+    """Train to the end; return the progress events that reached the GUI thread."""
     widget.epochs.setValue(epochs)
     widget.steps.setValue(steps)
-    qtbot.mouseClick(widget.train_button, Qt.MouseButton.LeftButton)
-    assert not widget.train_button.isEnabled() and widget.stop_button.isEnabled()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    events = []
+    widget.runner.yielded.connect(events.append)
+    with qtbot.waitSignal(widget.runner.finished, timeout=TIMEOUT_MS) as finished:
+        qtbot.mouseClick(widget.train_button, Qt.MouseButton.LeftButton)
+        assert not widget.train_button.isEnabled() and widget.stop_button.isEnabled()
+    widget.runner.yielded.disconnect(events.append)
+    assert finished.args == [False]  # not stopped
+    assert widget.train_button.isEnabled() and not widget.stop_button.isEnabled()
+    return events
 
 
 def held_out_ap(model_path, pairs):
@@ -70,13 +77,11 @@ def test_fine_tuning_on_corrected_layers_improves_held_out_ap(
     assert widget.source_list.count() == 2
     assert widget.validation.value() == pytest.approx(0.2)
 
-    ticks = []
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(1))
-    timer.start(20)
-    train(widget, qtbot, epochs=2, steps=10)
-    timer.stop()
-    assert len(ticks) >= 20  # the event loop kept running while the network trained
+    events = train(widget, qtbot, epochs=2, steps=10)
+    # Every step's progress reached the GUI thread while the child process trained.
+    stages = [event.stage for event in events]
+    assert stages.count("training") == 20 and stages.count("validated") == 2
+    assert [e.done for e in events if e.stage == "training"] == list(range(1, 21))
     assert errors == []
     model_path = models_dir / "nuclei-tuned.safetensors"
     assert model_path.is_file()
@@ -102,11 +107,23 @@ def test_stop_keeps_the_best_model_so_far(envelope_viewer, models_dir, qtbot):
     add_pairs(widget, viewer, count=1)
     widget.epochs.setValue(50)
     widget.steps.setValue(3)
-    widget.train_button.click()
-    qtbot.waitUntil(lambda: len(widget.curve.scores) >= 1, timeout=TIMEOUT_MS)
-    widget.stop_button.click()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    validated = []
+    widget.runner.yielded.connect(
+        lambda event: validated.append(event.done) if event.stage == "validated" else None
+    )
+    with qtbot.waitSignal(
+        widget.runner.yielded,
+        check_params_cb=lambda event: event.stage == "validated",
+        timeout=TIMEOUT_MS,
+    ):
+        widget.train_button.click()
+    with qtbot.waitSignal(widget.runner.finished, timeout=TIMEOUT_MS) as finished:
+        widget.stop_button.click()
+        assert widget.status.text() == "Stopping…"
+    assert finished.args == [True]  # stopped
+    assert widget.process is None
     assert widget.status.text().startswith("Stopped. Model 'nuclei-tuned'")
+    assert 1 <= len(validated) < 50 and widget.save_button.isEnabled()
     epoch = read_model_config(models_dir / "nuclei-tuned.safetensors")[1]["epoch"]
     assert 1 <= epoch < 50
     assert widget.train_button.isEnabled() and not widget.stop_button.isEnabled()
@@ -149,9 +166,11 @@ def test_bad_training_input_gives_one_sentence(
     assert errors[-1] == "The labels (32×64) and the image (64×64) differ in size."
     viewer.add_labels(np.zeros((64, 64), np.uint16), name="empty")
     widget.labels.choose(viewer.layers["empty"])
-    widget.train_button.click()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(widget.runner.finished, timeout=TIMEOUT_MS) as finished:
+        widget.train_button.click()
+    assert finished.args == [False]
     assert errors[-1] == "The training labels are empty: paint or segment some objects first."
+    assert widget.status.text() == errors[-1]
     widget.add_folder(tmp_path)
     assert errors[-1] == f"{tmp_path} needs an images folder and a masks folder inside it."
     widget.name.setText("../escape")

@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import pytest
 from napari.layers import Labels
-from qtpy.QtCore import Qt
 
 from napari_segnet.data import sample_path
 from napari_segnet.io import read_image
@@ -14,14 +13,13 @@ from napari_segnet.io import read_image
 TIMEOUT_MS = 300_000
 
 
-def click_and_wait(widget, button, qtbot):
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
-
-
 def test_open_segment_measure_train_segment_again_inspect(
-    make_napari_viewer, qtbot, errors, tmp_path, monkeypatch
+    make_napari_viewer, errors, tmp_path, monkeypatch, run_to_end
 ):
+    def click_and_wait(widget, button):
+        run = run_to_end(widget, button, TIMEOUT_MS)
+        assert not run.cancelled and errors == []
+
     monkeypatch.setenv("NAPARI_SEGNET_MODELS", str(tmp_path / "models"))
     path = tmp_path / "nuclei_2ch.ome.tif"
     shutil.copyfile(sample_path("nuclei_2ch"), path)
@@ -36,7 +34,7 @@ def test_open_segment_measure_train_segment_again_inspect(
     # Segment the DNA channel.
     _, segment = viewer.window.add_plugin_dock_widget("napari-segnet", "Segment")
     assert segment.image.layer() is dapi
-    click_and_wait(segment, segment.run_button, qtbot)
+    click_and_wait(segment, segment.run_button)
     labels = viewer.layers["DAPI labels"]
     assert isinstance(labels, Labels)
     assert tuple(labels.scale) == pytest.approx((0.65, 0.65))
@@ -48,7 +46,7 @@ def test_open_segment_measure_train_segment_again_inspect(
     viewer.layers.selection.active = labels
     _, measure = viewer.window.add_plugin_dock_widget("napari-segnet", "Measure")
     assert measure.labels.layer() is labels
-    click_and_wait(measure, measure.measure_button, qtbot)
+    click_and_wait(measure, measure.measure_button)
     features = labels.features
     assert len(features) == first_count
     np.testing.assert_allclose(features["area_um2"], features["area_px"] * 0.65**2)
@@ -60,13 +58,13 @@ def test_open_segment_measure_train_segment_again_inspect(
     assert train.image.layer() is dapi and train.labels.layer() is labels
     train.epochs.setValue(2)
     train.steps.setValue(3)
-    click_and_wait(train, train.train_button, qtbot)
+    click_and_wait(train, train.train_button)
     assert (tmp_path / "models" / "nuclei-tuned.safetensors").is_file()
     assert len(train.curve.scores) == 2
 
     # Segment again with the new model, which Segment now offers and has selected.
     assert segment.model.currentText() == "nuclei-tuned"
-    click_and_wait(segment, segment.run_button, qtbot)
+    click_and_wait(segment, segment.run_button)
     assert viewer.layers["DAPI labels"] is labels  # updated, not piled up
     assert len([layer for layer in viewer.layers if isinstance(layer, Labels)]) == 1
     assert len(np.unique(labels.data)) - 1 > 100
@@ -74,7 +72,7 @@ def test_open_segment_measure_train_segment_again_inspect(
     # Inspect the network on the image.
     _, inspect = viewer.window.add_plugin_dock_widget("napari-segnet", "Inspect network")
     inspect.image.choose(dapi)
-    click_and_wait(inspect, inspect.run_button, qtbot)
+    click_and_wait(inspect, inspect.run_button)
     assert "inspect: interior probability" in viewer.layers
     assert "inspect: encoder 4 · 1/16 resolution · 128 channels" in viewer.layers
     assert errors == []

@@ -13,7 +13,17 @@ SMOOTHING = 20  # steps in the loss's running mean
 
 
 class TrainingCurve(QWidget):
-    """Loss per step (blue, left scale) and validation AP@0.5 per epoch (orange, 0–1 right)."""
+    """Loss per step (blue, left scale) and validation AP@0.5 per epoch (orange, 0–1 right).
+
+    Attributes
+    ----------
+    total_steps : int
+        Steps of the whole run (the width of the plot).
+    losses : list of float
+        The loss of every step so far.
+    scores : list of (int, float)
+        ``(step, AP@0.5)`` of every validation so far.
+    """
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -41,7 +51,7 @@ class TrainingCurve(QWidget):
         self.update()
 
     def smoothed_losses(self) -> np.ndarray:
-        """Running mean of the loss over the last :data:`SMOOTHING` steps."""
+        """Return the running mean of the loss over the last :data:`SMOOTHING` steps."""
         losses = np.asarray(self.losses, float)
         if losses.size == 0:
             return losses
@@ -50,6 +60,7 @@ class TrainingCurve(QWidget):
         return (sums[1:] - sums[np.arange(1, losses.size + 1) - counts]) / counts
 
     def paintEvent(self, event) -> None:
+        """Draw the smoothed loss, the validation scores, their scales and the step count."""
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         text = self.palette().windowText().color()

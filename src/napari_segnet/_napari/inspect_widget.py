@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from napari.layers import Image
-from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error
 from qtpy import QtWidgets as qw
 
 from napari_segnet.inference.inspect import inspect_network
 from napari_segnet.inference.normalise import normalise
+from napari_segnet.messages import one_sentence
 from napari_segnet.models.checkpoint import load_model
 
-from . import layer_utils as lu
 from . import pickers
+from .layer_axes import displayed_plane, yx_dimensions
 from .model_picker import ModelPicker
+from .qt_helpers import request_or_notify, spin_box
+from .worker import Failed, WidgetWorker
 
 PREFIX = "inspect: "
 CLASSES = ("background", "interior", "boundary")
@@ -38,7 +41,22 @@ _log = logging.getLogger(__name__)
 
 
 def tile_around(centre, shape, size: int) -> tuple[slice, slice]:
-    """A ``size``-pixel square around ``centre`` inside ``shape`` (whole sides when smaller)."""
+    """Place a ``size``-pixel square around ``centre`` inside ``shape``.
+
+    Parameters
+    ----------
+    centre : sequence of float
+        Row and column of the middle, in pixels.
+    shape : sequence of int
+        Rows and columns of the image.
+    size : int
+        Edge of the square; a side of the image that is shorter is taken whole.
+
+    Returns
+    -------
+    (slice, slice)
+        Rows and columns of the tile, inside the image.
+    """
     tile = []
     for middle, length in zip(centre, shape):
         extent = min(size, length)
@@ -47,31 +65,68 @@ def tile_around(centre, shape, size: int) -> tuple[slice, slice]:
     return tuple(tile)
 
 
+@dataclass(frozen=True, eq=False)
+class InspectRequest:
+    """What one click on Inspect runs: the arguments of :func:`run_inspection`.
+
+    Attributes
+    ----------
+    plane : numpy.ndarray
+        The plane shown now of the picked image (its picked channel).
+    tile : (slice, slice)
+        The part of it to run the network on (see :func:`tile_around`).
+    model_path : pathlib.Path
+        The model file.
+    channels : int
+        Feature channels kept per stage.
+    """
+
+    plane: np.ndarray
+    tile: tuple[slice, slice]
+    model_path: Path | None
+    channels: int
+
+
 def run_inspection(plane, tile, model_path, channels):
-    """Load the model and inspect it on ``plane[tile]``; the Inspection, or ``lu.Failed``."""
+    """Load the model and inspect it on ``plane[tile]`` (in a worker thread).
+
+    Returns
+    -------
+    napari_segnet.inference.inspect.Inspection or Failed
+        What each part of the network computed, or :class:`Failed` with one
+        sentence (it never raises).
+    """
     try:
         model, _ = load_model(model_path)
         normalised = normalise(plane, model.config.normalise_percentiles)[tile]
         return inspect_network(model, normalised, channels=channels)
     except Exception as error:
         _log.debug("Inspection failed", exc_info=True)
-        return lu.Failed(lu.one_sentence(error))
+        return Failed(one_sentence(error))
 
 
 class InspectWidget(qw.QWidget):
-    """Run a model on a tile of the picked image and show its inside as layers."""
+    """Run a model on a tile of the picked image and show its inside as layers.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer whose image layers are offered and where the layers are added.
+    parent : QWidget, optional
+        The Qt parent.
+    """
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self._viewer = napari_viewer
-        self.worker = None
+        self._layer = self._tile = None
         form = qw.QFormLayout(self)
         self.image = pickers.LayerPicker(napari_viewer, Image)
         self.channel = pickers.ChannelPicker()
         self.model = ModelPicker()
-        self.channels = lu.spin_box(qw.QSpinBox(), 1, 16, 4)
+        self.channels = spin_box(qw.QSpinBox(), 1, 16, 4)
         self.channels.setToolTip("Feature channels shown per stage (the most active ones).")
-        self.tile = lu.spin_box(qw.QSpinBox(), 64, 2048, 512, "px", step=64)
+        self.tile = spin_box(qw.QSpinBox(), 64, 2048, 512, "px", step=64)
         self.tile.setToolTip("A square of this size around the centre of the view.")
         self.grid = qw.QCheckBox("Show layers side by side (grid)")
         self.grid.setChecked(True)
@@ -91,47 +146,41 @@ class InspectWidget(qw.QWidget):
         form.addRow(self.run_button)
         form.addRow(self.status)
         form.addRow(explanation)
+        self.runner = WidgetWorker(self, self.run_button, self.status)
+        self.runner.returned.connect(self._on_result)
         self.image.layer_changed.connect(self.channel.update_for)
         self.run_button.clicked.connect(self.run)
         self.channel.update_for(self.image.layer())
 
-    def request(self) -> dict:
-        """The plane, tile, model and channel count a click on Inspect would use."""
+    def request(self) -> InspectRequest:
+        """Read what a click on Inspect would run: a tile around the centre of the view.
+
+        Raises
+        ------
+        ValueError
+            If there is no image layer or its axes cannot be told.
+        """
         layer = self.image.layer()
         image, channel = self.channel.picked(layer)
-        plane = lu.displayed_plane(self._viewer, image, layer, channel)
-        yx = [i for i, axis in enumerate(lu.layer_axes(layer).replace("S", "")) if axis in "YX"]
+        plane = displayed_plane(self._viewer, image, layer, channel)
+        yx = yx_dimensions(layer)
         centre = _newer_or_older(self._viewer, "scene", "camera").center[-2:]
         centre = [(c - layer.translate[i]) / layer.scale[i] for c, i in zip(centre, yx)]
-        return {
-            "plane": plane,
-            "tile": tile_around(centre, plane.shape[:2], self.tile.value()),
-            "model_path": self.model.path(),
-            "channels": self.channels.value(),
-        }
+        return InspectRequest(
+            plane,
+            tile_around(centre, plane.shape[:2], self.tile.value()),
+            self.model.path(),
+            self.channels.value(),
+        )
 
     def run(self) -> None:
         """Inspect the network on a tile of the picked image, in a worker thread."""
-        if self.worker is not None or (request := lu.request_or_notify(self.request)) is None:
+        if self.runner.running or (request := request_or_notify(self.request)) is None:
             return
-        self._layer, self._tile = self.image.layer(), request["tile"]
-        worker = thread_worker(run_inspection, start_thread=False, ignore_errors=True)(**request)
-        worker.returned.connect(self._on_result)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        self.run_button.setEnabled(False)
-        self.status.setText("Running the network…")
-        worker.start()
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.run_button.setEnabled(True)
+        self._layer, self._tile = self.image.layer(), request.tile
+        self.runner.start(run_inspection, request, status="Running the network…")
 
     def _on_result(self, result) -> None:
-        if isinstance(result, lu.Failed):
-            self.status.setText(result.message)
-            show_error(result.message)
-            return
         self.show_inspection(result)
         y, x = self._tile
         self.status.setText(
@@ -139,11 +188,17 @@ class InspectWidget(qw.QWidget):
         )
 
     def show_inspection(self, inspection) -> None:
-        """Replace the previous inspection layers with these."""
+        """Replace the previous inspection layers with these.
+
+        Parameters
+        ----------
+        inspection : napari_segnet.inference.inspect.Inspection
+            The result of :func:`run_inspection` on the last tile requested.
+        """
         viewer, layer = self._viewer, self._layer
         for old in [old for old in viewer.layers if old.name.startswith(PREFIX)]:
             viewer.layers.remove(old)
-        yx = [i for i, axis in enumerate(lu.layer_axes(layer).replace("S", "")) if axis in "YX"]
+        yx = yx_dimensions(layer)
         scale = np.array([layer.scale[i] for i in yx])
         origin = np.array([layer.translate[i] for i in yx])
         origin = origin + scale * [part.start for part in self._tile]
@@ -188,5 +243,5 @@ class InspectWidget(qw.QWidget):
 
 
 def _newer_or_older(viewer, part: str, name: str):
-    """``viewer.<part>.<name>`` (napari ≥ 0.9), else ``viewer.<name>``."""
+    """Return ``viewer.<part>.<name>`` (napari ≥ 0.9), else ``viewer.<name>``."""
     return getattr(getattr(viewer, part, None), name, None) or getattr(viewer, name)

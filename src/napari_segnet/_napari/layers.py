@@ -35,7 +35,7 @@ def channel_colormap(name: str, wavelength: float | None, index: int, n_channels
 
 
 def contrast_limits(data) -> tuple[float, float]:
-    """Percentile contrast limits from a bounded sample of the data.
+    """Compute percentile contrast limits from a bounded sample of the data.
 
     Lazy (dask) data is sampled from a central crop of its middle plane so that
     opening a multi-gigabyte file does not read it whole.
@@ -60,14 +60,14 @@ def contrast_limits(data) -> tuple[float, float]:
 
 
 def layer_calibration(image: MicroscopyImage, axes: str) -> dict:
-    """``scale``, ``units`` and ``axis_labels`` for a layer with the given axes."""
+    """Return ``scale``, ``units`` and ``axis_labels`` for a layer with the given axes."""
     scale = tuple(image.pixel_size.get(a, 1.0) for a in axes)
     units = tuple(AXIS_UNITS[a] if a in image.pixel_size else "pixel" for a in axes)
     return {"scale": scale, "units": units, "axis_labels": tuple(a.lower() for a in axes)}
 
 
 def image_layer_data(image: MicroscopyImage) -> list[tuple]:
-    """napari ``LayerDataTuple``s for an image: one per channel, or one RGB layer."""
+    """Make napari ``LayerDataTuple``s for an image: one per channel, or one RGB layer."""
     stem = image.path.name.split(".")[0] if image.path else "image"
     common = {
         "pixel_size": dict(image.pixel_size),

@@ -3,26 +3,62 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from napari.layers import Image, Labels
-from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy import QtWidgets as qw
 from qtpy.QtCore import Qt
 
 from napari_segnet.measure import measure, write_csv
+from napari_segnet.messages import one_sentence
 
-from . import layer_utils as lu
 from . import pickers
+from .calibration import describe_spacing, spatial_spacing
+from .layer_axes import full_resolution, layer_axes
+from .qt_helpers import hbox, request_or_notify
+from .table_model import DataFrameModel
+from .worker import Failed, WidgetWorker
 from .writer import write_labels
 
 _log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, eq=False)
+class MeasureRequest:
+    """What one click on Measure runs: the arguments of :func:`run_measure`.
+
+    Attributes
+    ----------
+    labels : array-like
+        The labels layer's full-resolution data.
+    images : list of array-like
+        The ticked image layers' data, each of the labels' shape.
+    names : list of str
+        Their layer names (the intensity columns are named after them).
+    axes : str
+        The labels' axes (see :func:`~napari_segnet._napari.layer_axes.layer_axes`).
+    spacing : tuple of float or None
+        Pixel size in µm along the spatial axes; None measures in pixels only.
+    """
+
+    labels: object
+    images: list
+    names: list[str]
+    axes: str
+    spacing: tuple[float, ...] | None
+
+
 def run_measure(labels, images, names, axes, spacing):
-    """Measure in a worker thread; return the table or lu.Failed (never raise)."""
+    """Measure every object in a worker thread.
+
+    Returns
+    -------
+    pandas.DataFrame or Failed
+        One row per object, or :class:`Failed` with one sentence (it never raises).
+    """
     try:
         image = None
         if images:
@@ -40,7 +76,7 @@ def run_measure(labels, images, names, axes, spacing):
         )
     except Exception as error:
         _log.debug("Measuring failed", exc_info=True)
-        return lu.Failed(lu.one_sentence(error))
+        return Failed(one_sentence(error))
 
 
 def merge_features(existing, new: pd.DataFrame) -> pd.DataFrame:
@@ -49,6 +85,18 @@ def merge_features(existing, new: pd.DataFrame) -> pd.DataFrame:
     Measured columns replace columns of the same name; other (user) columns are
     kept and aligned by label; the rows are those of ``new`` (one per object).
     An ``index`` column equal to ``label`` lets napari show a label's row on hover.
+
+    Parameters
+    ----------
+    existing : pandas.DataFrame or dict
+        The layer's features now (may be empty, or lack a ``label`` column).
+    new : pandas.DataFrame
+        Fresh measurements with a ``label`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The layer's new features.
     """
     existing = pd.DataFrame(existing)
     key = [c for c in ("frame", "label") if c in new.columns]
@@ -68,12 +116,20 @@ def merge_features(existing, new: pd.DataFrame) -> pd.DataFrame:
 
 
 class MeasureWidget(qw.QWidget):
-    """Measure the objects of a labels layer; results go to ``layer.features``."""
+    """Measure the objects of a labels layer; results go to ``layer.features``.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer whose labels (and image) layers are offered.
+    parent : QWidget, optional
+        The Qt parent.
+    """
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self._viewer = napari_viewer
-        self.worker = self._target = self._layer = None
+        self._target = self._layer = None
         self._unchecked: set[str] = set()
         self._syncing = False
         self.labels = pickers.LayerPicker(napari_viewer, Labels)
@@ -83,7 +139,7 @@ class MeasureWidget(qw.QWidget):
         self.progress = qw.QProgressBar()
         self.progress.setRange(0, 0)  # busy indicator while measuring
         self.progress.setVisible(False)
-        self.model = lu.DataFrameModel(self)
+        self.model = DataFrameModel(self)
         self.table = qw.QTableView()
         self.table.setModel(self.model)
         self.table.setMinimumHeight(220)
@@ -103,7 +159,10 @@ class MeasureWidget(qw.QWidget):
         form.addRow(self.table)
         for widget in (self.calibration, self.show_selected, self.status):
             form.addRow(widget)
-        form.addRow(lu.hbox(self.export_csv_button, self.export_labels_button))
+        form.addRow(hbox(self.export_csv_button, self.export_labels_button))
+        self.runner = WidgetWorker(self, self.measure_button, self.status)
+        self.runner.returned.connect(self._on_result)
+        self.runner.finished.connect(self._on_finished)
 
         napari_viewer.layers.events.inserted.connect(self._refresh_images)
         napari_viewer.layers.events.removed.connect(self._refresh_images)
@@ -140,13 +199,11 @@ class MeasureWidget(qw.QWidget):
 
     def _refresh_images(self, event=None) -> None:
         layer = self.labels.layer()
-        shape = lu.full_resolution(layer).shape if layer is not None else None
+        shape = full_resolution(layer).shape if layer is not None else None
         names = [
             image.name
             for image in self._viewer.layers
-            if isinstance(image, Image)
-            and not image.rgb
-            and lu.full_resolution(image).shape == shape
+            if isinstance(image, Image) and not image.rgb and full_resolution(image).shape == shape
         ]
         self.images.blockSignals(True)
         self.images.clear()
@@ -164,51 +221,44 @@ class MeasureWidget(qw.QWidget):
             self._unchecked.add(item.text())
 
     def chosen_images(self) -> list:
-        """The image layers ticked in the list."""
+        """Return the image layers ticked in the list."""
         items = [self.images.item(i) for i in range(self.images.count())]
         names = [item.text() for item in items if item.checkState() == Qt.CheckState.Checked]
         return [self._viewer.layers[name] for name in names if name in self._viewer.layers]
 
-    def run(self) -> None:
-        """Measure the picked labels layer (with the ticked images) in a worker thread."""
+    def request(self) -> MeasureRequest:
+        """Read what a click on Measure would run: the picked labels, the ticked images.
+
+        Raises
+        ------
+        ValueError
+            If there is no labels layer or its axes cannot be told.
+        """
         layer = self.labels.layer()
-        if self.worker is not None:
-            return
         if layer is None:
-            show_error("There is no labels layer to measure: segment an image first.")
-            return
-        try:
-            axes = lu.layer_axes(layer)
-        except ValueError as error:
-            show_error(lu.one_sentence(error))
-            return
+            raise ValueError("There is no labels layer to measure: segment an image first.")
+        axes = layer_axes(layer)
         images = self.chosen_images()
-        arguments = (
-            lu.full_resolution(layer),
-            [lu.full_resolution(i) for i in images],
+        return MeasureRequest(
+            full_resolution(layer),
+            [full_resolution(i) for i in images],
             [i.name for i in images],
             axes,
-            lu.spatial_spacing(layer, axes),
+            spatial_spacing(layer, axes),
         )
-        self._target = layer
-        self.worker = thread_worker(run_measure, start_thread=False, ignore_errors=True)(*arguments)
-        self.worker.returned.connect(self._on_result)
-        self.worker.finished.connect(self._on_finished)
-        self.measure_button.setEnabled(False)
-        self.progress.setVisible(True)
-        self.status.setText(f"Measuring {layer.name}…")
-        self.worker.start()
 
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.measure_button.setEnabled(True)
+    def run(self) -> None:
+        """Measure the picked labels layer (with the ticked images) in a worker thread."""
+        if self.runner.running or (request := request_or_notify(self.request)) is None:
+            return
+        self._target = self.labels.layer()
+        self.progress.setVisible(True)
+        self.runner.start(run_measure, request, status=f"Measuring {self._target.name}…")
+
+    def _on_finished(self, cancelled: bool) -> None:
         self.progress.setVisible(False)
 
     def _on_result(self, result) -> None:
-        if isinstance(result, lu.Failed):
-            self.status.setText(result.message)
-            show_error(result.message)
-            return
         self._target.features = merge_features(self._target.features, result)
         self.status.setText(f"Measured {len(result)} objects in {self._target.name}.")
 
@@ -226,9 +276,9 @@ class MeasureWidget(qw.QWidget):
         layer, text = self._layer, ""
         if layer is not None:
             try:
-                text = lu.describe_spacing(lu.spatial_spacing(layer, lu.layer_axes(layer)))
+                text = describe_spacing(spatial_spacing(layer, layer_axes(layer)))
             except ValueError as error:
-                text = lu.one_sentence(error)
+                text = one_sentence(error)
         self.calibration.setText(text)
 
     def _label_column(self) -> np.ndarray | None:
@@ -269,7 +319,19 @@ class MeasureWidget(qw.QWidget):
         return qw.QFileDialog.getSaveFileName(self, title, "", filters)[0]
 
     def export_csv(self, path=None):
-        """Write the features table (measurements and user columns) to CSV; return the path."""
+        """Write the features table (measurements and user columns) to CSV.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path, optional
+            Where to write; by default a file dialog asks.
+
+        Returns
+        -------
+        pathlib.Path or None
+            The file written; None if there was nothing to write, the dialog was
+            cancelled or writing failed (an error notification says why).
+        """
         layer = self._layer
         if layer is None or pd.DataFrame(layer.features).shape[1] == 0:
             show_error("There is nothing to export yet: click Measure first.")
@@ -282,13 +344,25 @@ class MeasureWidget(qw.QWidget):
                 pd.DataFrame(layer.features).drop(columns="index", errors="ignore"), path
             )
         except (OSError, ValueError) as error:
-            show_error(lu.one_sentence(error))
+            show_error(one_sentence(error))
             return None
         show_info(f"Saved {len(layer.features)} rows to {written}.")
         return written
 
     def export_labels(self, path=None):
-        """Write the labels layer to a Fiji-ready TIFF with its calibration; return the path."""
+        """Write the labels layer to a Fiji-ready TIFF with its calibration.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path, optional
+            Where to write; by default a file dialog asks.
+
+        Returns
+        -------
+        str or None
+            The file written; None if there is no labels layer, the dialog was
+            cancelled or writing failed (an error notification says why).
+        """
         layer = self._layer
         if layer is None:
             show_error("There is no labels layer to export.")
@@ -302,9 +376,9 @@ class MeasureWidget(qw.QWidget):
             "axis_labels": tuple(layer.axis_labels),
         }
         try:
-            written = write_labels(str(path), lu.full_resolution(layer), attributes)[0]
+            written = write_labels(str(path), full_resolution(layer), attributes)[0]
         except (OSError, ValueError) as error:
-            show_error(lu.one_sentence(error))
+            show_error(one_sentence(error))
             return None
         show_info(f"Saved labels to {written}.")
         return written

@@ -32,10 +32,24 @@ def register_model(path, name: str | None = None) -> str:
 
 
 class ModelPicker(qw.QComboBox):
-    """Bundled and user models, models registered in this session, an optional extra
-    choice (e.g. "from scratch", whose path is None), and "Choose file…" last.
+    """A combo box of models: bundled and user models, then those registered in this session.
 
-    ``model_changed`` carries the chosen model's path (None for the extra choice).
+    An optional extra choice (e.g. "from scratch", whose path is None) comes next,
+    and "Choose file…" (a file dialog) last.
+
+    Parameters
+    ----------
+    extra : str, optional
+        The text of the extra choice.
+    select_registered : bool
+        Select each model registered later with :func:`register_model`.
+    parent : QWidget, optional
+        The Qt parent.
+
+    Attributes
+    ----------
+    model_changed : Signal(object)
+        The chosen model's path (None for the extra choice) after every change.
     """
 
     model_changed = Signal(object)
@@ -54,7 +68,7 @@ class ModelPicker(qw.QComboBox):
         _OPEN_PICKERS.add(self)
 
     def path(self) -> Path | None:
-        """The chosen model file (None for the extra choice)."""
+        """Return the chosen model file (None for the extra choice)."""
         data = self.currentData()
         return Path(data) if data else None
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QComboBox, QLabel
 
-from .layer_utils import image_from_layer, layer_axes
+from .layer_axes import image_from_layer, layer_axes
 
 RGB_CHOICES = ("Luminance", "Red", "Green", "Blue")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -16,7 +18,20 @@ class LayerPicker(QComboBox):
 
     It follows the active layer until the user picks a layer themselves (or
     :meth:`choose` is called); it follows again once that layer is removed.
-    ``accept`` may narrow the layers offered (e.g. to a data shape).
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Whose layers are offered.
+    layer_type : type
+        The napari layer class offered (e.g. ``napari.layers.Image``).
+    parent : QWidget, optional
+        The Qt parent.
+
+    Attributes
+    ----------
+    layer_changed : Signal(object)
+        The picked layer (or None) after every change of choice.
     """
 
     layer_changed = Signal(object)
@@ -35,7 +50,7 @@ class LayerPicker(QComboBox):
         self.refresh()
 
     def layer(self):
-        """The picked layer, or None."""
+        """Return the picked layer, or None."""
         index = self.currentIndex()
         return self._layers[index] if 0 <= index < len(self._layers) else None
 
@@ -78,6 +93,11 @@ class ChannelPicker(QComboBox):
     """Which channel of an image layer to use: names of a channel axis, or RGB colours.
 
     Hidden (with its form label) when the layer has a single channel.
+
+    Attributes
+    ----------
+    label : QLabel
+        Its form label, hidden with it.
     """
 
     def __init__(self, parent=None):
@@ -106,7 +126,13 @@ class ChannelPicker(QComboBox):
         self.label.setVisible(bool(choices))
 
     def picked(self, layer):
-        """``(MicroscopyImage, channel index or None)`` of ``layer`` with this choice applied.
+        """Apply this choice to ``layer``.
+
+        Returns
+        -------
+        (MicroscopyImage, int or None)
+            The layer's data with its axes (one colour of an RGB layer if one is
+            picked) and the channel index along its ``C`` axis (None without one).
 
         Raises
         ------
@@ -125,22 +151,49 @@ class ChannelPicker(QComboBox):
         return image, (self.currentIndex() if "C" in axes else None)
 
 
-def device_picker() -> tuple[QComboBox, str, str]:
-    """A combo box of devices, the unusable ones disabled with the reason as tooltip.
+@dataclass(frozen=True)
+class DeviceNotes:
+    """Which device ``auto`` uses and why other devices cannot be used.
 
-    Returns the box, a short note of why devices are off, and the device ``auto`` uses.
+    Attributes
+    ----------
+    auto : str
+        The device ``auto`` picks here (``cuda``, ``mps`` or ``cpu``).
+    short : str
+        ``"cuda: <first sentence of the reason>; mps: ..."``; empty if all are usable.
+    reasons : str
+        The whole reasons, one line per unusable device (for a tooltip).
+    """
+
+    auto: str
+    short: str
+    reasons: str
+
+    def describe(self, text: str) -> str:
+        """Append the short notes to ``text`` in parentheses (if there are any)."""
+        return f"{text} ({self.short})" if self.short else text
+
+
+def device_picker() -> tuple[QComboBox, DeviceNotes]:
+    """Make a combo box of devices, the unusable ones disabled with the reason as tooltip.
+
+    Returns
+    -------
+    (QComboBox, DeviceNotes)
+        The box and, in words, which device ``auto`` uses and why others are off.
     """
     from napari_segnet.inference.devices import device_report
 
     report = {status.name: status for status in device_report()}
     box = QComboBox()
     box.addItems(DEVICES)
-    notes = []
+    short, reasons = [], []
     for index, name in enumerate(DEVICES):
         status = report.get(name)
         if status is not None and not status.available:
             box.model().item(index).setEnabled(False)
             box.setItemData(index, status.detail, Qt.ItemDataRole.ToolTipRole)
-            notes.append(f"{name}: {status.detail.split('. ')[0]}")  # full text: tooltip
+            short.append(f"{name}: {status.detail.split('. ')[0]}")
+            reasons.append(f"{name}: {status.detail}")
     auto = next(n for n in ("cuda", "mps", "cpu") if report[n].available)
-    return box, "; ".join(notes), auto
+    return box, DeviceNotes(auto, "; ".join(short), "\n".join(reasons))

@@ -9,12 +9,12 @@ from .layers import image_layer_data
 
 
 def nuclei() -> list[tuple]:
-    """A fluorescence image of ~200 nuclei (DSB2018, CC0), uncalibrated."""
+    """Open a fluorescence image of ~200 nuclei (DSB2018, CC0), uncalibrated."""
     layers = image_layer_data(read_image(sample_path("nuclei")))
     layers[0][1]["name"] = "nuclei"
     return layers
 
 
 def nuclei_two_channel() -> list[tuple]:
-    """DNA stain plus a synthetic cytoplasm channel, 0.65 µm pixels, as OME-TIFF."""
+    """Open a DNA stain and a synthetic cytoplasm channel (0.65 µm pixels, OME-TIFF)."""
     return image_layer_data(read_image(sample_path("nuclei_2ch")))

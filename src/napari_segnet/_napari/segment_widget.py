@@ -3,38 +3,73 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error
 from qtpy import QtWidgets as qw
 
 from napari_segnet.inference.devices import select_device
 from napari_segnet.inference.segment import SegmentSettings, iter_segment
+from napari_segnet.io import MicroscopyImage
+from napari_segnet.messages import one_sentence
 from napari_segnet.models.checkpoint import ModelLoadError, load_model, read_model_config
 from napari_segnet.postprocess import InstanceSettings
 from napari_segnet.progress import Progress
 
-from . import layer_utils as lu
 from . import pickers
+from .layer_axes import layer_axes
 from .model_picker import ModelPicker
+from .qt_helpers import WrappingLabel, hbox, request_or_notify, spin_box
+from .worker import Failed, WidgetWorker
 
 _log = logging.getLogger(__name__)
 
 
 def model_config(path):
-    """A model file's config read from its header only (no weights), or None if unreadable."""
+    """Read a model file's config from its header only (no weights); None if unreadable."""
     try:
         return read_model_config(path)[0]
     except ModelLoadError:
         return None
 
 
+@dataclass(frozen=True, eq=False)
+class SegmentRequest:
+    """What one click on Segment runs: the arguments of :func:`run_segmentation`.
+
+    Attributes
+    ----------
+    image : MicroscopyImage
+        The picked layer's data with its axes (all channels; ``settings`` picks one).
+    model_path : pathlib.Path
+        The model file.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``mps``.
+    settings : SegmentSettings
+        Channel, object size, tiling and instance thresholds.
+    probabilities : bool
+        Whether to keep the class probability maps (for extra layers).
+    """
+
+    image: MicroscopyImage
+    model_path: Path | None
+    device: str
+    settings: SegmentSettings
+    probabilities: bool = False
+
+
 def run_segmentation(image, model_path, device, settings, probabilities=False):
-    """Load the model and segment, yielding Progress; return (Segmentation, device) or lu.Failed.
+    """Load the model and segment the image, yielding Progress.
 
     Runs in a worker thread: its arguments hold no Qt or napari objects.
+
+    Returns
+    -------
+    tuple or Failed
+        ``(Segmentation, device name)``, or :class:`Failed` with one sentence (it
+        never raises).
     """
     try:
         yield Progress(0, 1, "loading the model")
@@ -45,30 +80,38 @@ def run_segmentation(image, model_path, device, settings, probabilities=False):
         )
     except Exception as error:
         _log.debug("Segmentation failed", exc_info=True)
-        return lu.Failed(lu.one_sentence(error))
+        return Failed(one_sentence(error))
     return result, str(device)
 
 
 class SegmentWidget(qw.QWidget):
-    """Segment the picked image layer with a model; results go to ``<name> labels``."""
+    """Segment the picked image layer with a model; results go to ``<name> labels``.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer whose layers are offered and where the labels are added.
+    parent : QWidget, optional
+        The Qt parent.
+    """
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self._viewer = napari_viewer
-        self.worker = self._target = None
+        self._target = None
         form = qw.QFormLayout(self)
+        form.setFieldGrowthPolicy(qw.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.image = pickers.LayerPicker(napari_viewer, Image)
         self.channel, self.model = pickers.ChannelPicker(), ModelPicker(select_registered=True)
-        self.device, self._device_notes, auto = pickers.device_picker()
-        notes = f" ({self._device_notes})" if self._device_notes else ""
-        self.device_info = qw.QLabel(f"auto uses {auto}{notes}")
-        self.device_info.setWordWrap(True)
-        self.diameter = lu.spin_box(qw.QDoubleSpinBox(), 0, 1000, 0, "px")
+        self.device, self._devices = pickers.device_picker()
+        self.device_info = WrappingLabel(self._devices.describe(f"auto uses {self._devices.auto}"))
+        self.device_info.setToolTip(self._devices.reasons)
+        self.diameter = spin_box(qw.QDoubleSpinBox(), 0, 1000, 0, "px")
         self.diameter.setSpecialValueText("as trained")
-        self.seed = lu.spin_box(qw.QDoubleSpinBox(), 0.01, 0.99, 0.5, step=0.05)
-        self.foreground = lu.spin_box(qw.QDoubleSpinBox(), 0.01, 0.99, 0.5, step=0.05)
-        self.min_size = lu.spin_box(qw.QSpinBox(), 0, 100_000, 15, "px")
-        self.tile = lu.spin_box(qw.QSpinBox(), 64, 4096, SegmentSettings().tile, "px", step=64)
+        self.seed = spin_box(qw.QDoubleSpinBox(), 0.01, 0.99, 0.5, step=0.05)
+        self.foreground = spin_box(qw.QDoubleSpinBox(), 0.01, 0.99, 0.5, step=0.05)
+        self.min_size = spin_box(qw.QSpinBox(), 0, 100_000, 15, "px")
+        self.tile = spin_box(qw.QSpinBox(), 64, 4096, SegmentSettings().tile, "px", step=64)
         self.probabilities = qw.QCheckBox("Add probability maps")
         rows = (
             ("Image", self.image),
@@ -89,9 +132,13 @@ class SegmentWidget(qw.QWidget):
         self.cancel_button.setEnabled(False)
         self.progress, self.status = qw.QProgressBar(), qw.QLabel("")
         self.status.setWordWrap(True)
-        form.addRow(lu.hbox(self.run_button, self.cancel_button))
+        form.addRow(hbox(self.run_button, self.cancel_button))
         form.addRow(self.progress)
         form.addRow(self.status)
+        self.runner = WidgetWorker(self, self.run_button, self.status, self.cancel_button)
+        self.runner.yielded.connect(self._on_progress)
+        self.runner.returned.connect(self._on_result)
+        self.runner.finished.connect(self._on_finished)
         self.model.model_changed.connect(self._on_model)
         self.image.layer_changed.connect(self.channel.update_for)
         self.run_button.clicked.connect(self.run)
@@ -112,8 +159,14 @@ class SegmentWidget(qw.QWidget):
             else "This model has no training size: it always runs at full size."
         )
 
-    def request(self) -> dict:
-        """What a click on Segment would run, from the current settings."""
+    def request(self) -> SegmentRequest:
+        """Read what a click on Segment would run from the current settings.
+
+        Raises
+        ------
+        ValueError
+            If there is no image layer or its axes cannot be told.
+        """
         image, channel = self.channel.picked(self.image.layer())
         instances = InstanceSettings(
             self.seed.value(), self.foreground.value(), self.min_size.value()
@@ -124,72 +177,65 @@ class SegmentWidget(qw.QWidget):
             tile=self.tile.value(),
             instances=instances,
         )
-        return {
-            "image": image,
-            "model_path": self.model.path(),
-            "device": self.device.currentText(),
-            "settings": settings,
-            "probabilities": self.probabilities.isChecked(),
-        }
+        return SegmentRequest(
+            image,
+            self.model.path(),
+            self.device.currentText(),
+            settings,
+            self.probabilities.isChecked(),
+        )
 
     def run(self) -> None:
         """Start segmenting the picked layer in a worker thread."""
-        if self.worker is not None or (request := lu.request_or_notify(self.request)) is None:
+        if self.runner.running or (request := request_or_notify(self.request)) is None:
             return
         layer = self._target = self.image.layer()
-        worker = thread_worker(run_segmentation, start_thread=False, ignore_errors=True)(**request)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_result)
-        worker.finished.connect(self._on_finished)
-        self.destroyed.connect(worker.quit)
-        self.worker = worker
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
-        self.status.setText(f"Segmenting {layer.name}…")
-        self._activity = lu.ActivityProgress(f"Segmenting {layer.name}")
-        worker.start()
+        self.runner.start(
+            run_segmentation,
+            request,
+            status=f"Segmenting {layer.name}…",
+            activity=f"Segmenting {layer.name}",
+        )
 
     def cancel(self) -> None:
         """Stop the running segmentation (after the tile being computed)."""
-        if self.worker is not None:
-            self.status.setText("Cancelling…")
-            self.worker.quit()
+        self.runner.cancel()
 
     def _on_progress(self, event) -> None:
-        if self.worker is None:  # delivered after the run ended
-            return
         self.progress.setMaximum(max(event.total, 1))
         self.progress.setValue(event.done)
         self.status.setText(event.stage.capitalize() + "…")
-        self._activity.show(event)  # last: napari may process other events while drawing it
 
-    def _on_finished(self) -> None:
-        self._activity.close()
-        self.destroyed.disconnect(self.worker.quit)
-        if self.worker.abort_requested:
+    def _on_finished(self, cancelled: bool) -> None:
+        if cancelled:
             self.status.setText("Cancelled.")
-        self.worker = None
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
 
     def _on_result(self, result) -> None:
         layer = self._target
-        if isinstance(result, lu.Failed):
-            self.status.setText(result.message)
-            show_error(result.message)
-            return
         segmentation, device = result
-        notes = f" ({self._device_notes})" if self._device_notes else ""
-        self.device_info.setText(f"Last run on {device}{notes}")
+        self.device_info.setText(self._devices.describe(f"Last run on {device}"))
         self.progress.setValue(self.progress.maximum())
         n = len(np.unique(segmentation.labels)) - 1
         self.status.setText(f"Found {n} objects in {layer.name}.")
         self.add_result(layer, segmentation)
 
     def add_result(self, layer, segmentation) -> Labels:
-        """Add or update ``<name> labels`` (and the probability maps) for an image layer."""
-        axes = lu.layer_axes(layer).replace("S", "")
+        """Add or update ``<name> labels`` (and the probability maps) for an image layer.
+
+        Parameters
+        ----------
+        layer : napari.layers.Image
+            The segmented layer; the new layers get its calibration.
+        segmentation : napari_segnet.inference.segment.Segmentation
+            The result of :func:`run_segmentation`.
+
+        Returns
+        -------
+        napari.layers.Labels
+            The labels layer, new or updated.
+        """
+        axes = layer_axes(layer).replace("S", "")
         keep = [i for i, axis in enumerate(axes) if axis != "C"]
         calibration = {
             key: tuple(getattr(layer, key)[i] for i in keep)

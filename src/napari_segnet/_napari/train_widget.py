@@ -16,11 +16,11 @@ import shutil
 from pathlib import Path
 
 from napari.layers import Image, Labels
-from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 from qtpy import QtWidgets as qw
 
 from napari_segnet.io.atomic import atomic_path
+from napari_segnet.messages import one_sentence
 from napari_segnet.models import ENCODERS
 from napari_segnet.models.bundled import user_models_dir
 from napari_segnet.training.loop import TrainSettings
@@ -31,21 +31,33 @@ from napari_segnet.training.session import (
     TrainingRequest,
 )
 
-from . import layer_utils as lu
 from . import pickers
 from .curve import TrainingCurve
+from .layer_axes import displayed_plane, image_from_layer, layer_axes
 from .model_picker import ModelPicker, register_model
+from .qt_helpers import hbox, request_or_notify, spin_box
+from .worker import WidgetWorker
 
 SCRATCH = "new network (from scratch)"
 
 
 class TrainWidget(qw.QWidget):
-    """Train a model on image/labels pairs from the viewer or folders."""
+    """Train a model on image/labels pairs from the viewer or folders.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer whose image and labels layers are offered.
+    parent : QWidget, optional
+        The Qt parent.
+    """
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self._viewer = napari_viewer
-        self.worker = self.process = None
+        self.process: TrainingProcess | None = None
+        self._request: TrainingRequest | None = None
+        self._best: tuple[int, float] | None = None
         self.sources: list[ArraySource | FolderSource] = []
         self.model_path: Path | None = None
         form = qw.QFormLayout(self)
@@ -71,21 +83,21 @@ class TrainWidget(qw.QWidget):
         self.encoder = qw.QComboBox()
         self.encoder.addItems(list(ENCODERS))
         self.freeze = qw.QCheckBox("Freeze encoder (train the decoder only)")
-        self.epochs = lu.spin_box(qw.QSpinBox(), 1, 1000, 10)
-        self.steps = lu.spin_box(qw.QSpinBox(), 1, 10_000, 50)
-        self.validation = lu.spin_box(qw.QDoubleSpinBox(), 0.0, 0.5, 0.2, step=0.05)
+        self.epochs = spin_box(qw.QSpinBox(), 1, 1000, 10)
+        self.steps = spin_box(qw.QSpinBox(), 1, 10_000, 50)
+        self.validation = spin_box(qw.QDoubleSpinBox(), 0.0, 0.5, 0.2, step=0.05)
         self.validation.setToolTip("With few images, this part of every image is held out.")
         self.learning_rate = qw.QDoubleSpinBox()
         self.learning_rate.setDecimals(4)
-        lu.spin_box(self.learning_rate, 0.0001, 0.1, 0.001, step=0.0005)
-        self.device, notes, auto = pickers.device_picker()
-        self.device.setToolTip(f"auto uses {auto}" + (f" ({notes})" if notes else ""))
+        spin_box(self.learning_rate, 0.0001, 0.1, 0.001, step=0.0005)
+        self.device, devices = pickers.device_picker()
+        self.device.setToolTip(devices.describe(f"auto uses {devices.auto}"))
         self.name = qw.QLineEdit()
         rows = (
             ("Image", self.image),
             (self.channel.label, self.channel),
             ("Labels", self.labels),
-            ("", lu.hbox(self.add_layers_button, self.add_folder_button, self.remove_button)),
+            ("", hbox(self.add_layers_button, self.add_folder_button, self.remove_button)),
             ("Training data", self.source_list),
             ("Start from", self.start),
             ("Encoder", self.encoder),
@@ -105,10 +117,13 @@ class TrainWidget(qw.QWidget):
         self.save_button.setEnabled(False)
         self.progress, self.status, self.curve = qw.QProgressBar(), qw.QLabel(""), TrainingCurve()
         self.status.setWordWrap(True)
-        form.addRow(lu.hbox(self.train_button, self.stop_button, self.save_button))
+        form.addRow(hbox(self.train_button, self.stop_button, self.save_button))
         form.addRow(self.progress)
         form.addRow(self.curve)
         form.addRow(self.status)
+        self.runner = WidgetWorker(self, self.train_button, self.status, self.stop_button)
+        self.runner.yielded.connect(self._on_progress)
+        self.runner.finished.connect(self._on_finished)
         self.start.model_changed.connect(self._on_start)
         self.image.layer_changed.connect(self.channel.update_for)
         self.labels.layer_changed.connect(self._image_of_labels)
@@ -135,7 +150,12 @@ class TrainWidget(qw.QWidget):
         self.name.setText("my-model" if scratch else f"{self.start.currentText()}-tuned")
 
     def layer_source(self) -> ArraySource:
-        """The picked image (channel) and labels, as shown now.
+        """Pair the picked image (channel) and labels, as shown now.
+
+        Returns
+        -------
+        ArraySource
+            The planes shown now of both layers.
 
         Raises
         ------
@@ -146,10 +166,10 @@ class TrainWidget(qw.QWidget):
         if labels_layer is None:
             raise ValueError("There is no labels layer: segment the image or paint labels first.")
         image, channel = self.channel.picked(image_layer)
-        plane = lu.displayed_plane(self._viewer, image, image_layer, channel)
-        labels = lu.displayed_plane(
+        plane = displayed_plane(self._viewer, image, image_layer, channel)
+        labels = displayed_plane(
             self._viewer,
-            lu.image_from_layer(labels_layer, lu.layer_axes(labels_layer)),
+            image_from_layer(labels_layer, layer_axes(labels_layer)),
             labels_layer,
         )
         if labels.shape != plane.shape[:2]:
@@ -164,10 +184,13 @@ class TrainWidget(qw.QWidget):
         try:
             self._add_source(self.layer_source())
         except ValueError as error:
-            show_error(lu.one_sentence(error))
+            show_error(one_sentence(error))
 
     def add_folder(self, folder) -> None:
-        """Add a folder holding ``images/`` and ``masks/`` to the training data."""
+        """Add a folder holding ``images/`` and ``masks/`` to the training data.
+
+        A folder without them gives an error notification and is not added.
+        """
         folder = Path(folder)
         if not ((folder / "images").is_dir() and (folder / "masks").is_dir()):
             show_error(f"{folder} needs an images folder and a masks folder inside it.")
@@ -190,7 +213,19 @@ class TrainWidget(qw.QWidget):
             self.source_list.takeItem(row)
 
     def request(self) -> TrainingRequest:
-        """What a click on Train would run, from the current settings."""
+        """Read what a click on Train would run from the current settings.
+
+        Returns
+        -------
+        TrainingRequest
+            The listed pairs (or the picked layers if none are listed) and settings;
+            the model goes to a free name in the user models folder.
+
+        Raises
+        ------
+        ValueError
+            If the layers cannot be paired or the model name is not usable.
+        """
         sources = list(self.sources) or [self.layer_source()]
         name = self.name.text().strip() or "my-model"
         if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -215,39 +250,32 @@ class TrainWidget(qw.QWidget):
 
     def run(self) -> None:
         """Start training in a child process, followed by a worker thread."""
-        if self.worker is not None or (request := lu.request_or_notify(self.request)) is None:
+        if self.runner.running or (request := request_or_notify(self.request)) is None:
             return
         self._request, self._best = request, None
         self.curve.reset(request.settings.epochs * request.settings.steps_per_epoch)
         self.process = TrainingProcess(request)
-        worker = thread_worker(self.process.events, start_thread=False)()
-        worker.yielded.connect(self._on_progress)
-        worker.finished.connect(self._on_finished)
-        self.destroyed.connect(self.process.stop)
-        self.worker = worker
-        self.train_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
         self.progress.setValue(0)
-        self.status.setText("Starting…")
-        self._activity = lu.ActivityProgress(f"Training {request.name}")
-        worker.start()
+        self.runner.start(
+            self.process.events,
+            status="Starting…",
+            activity=f"Training {request.name}",
+            activity_stages=("training",),
+            on_destroy=self.process.stop,
+            ignore_errors=False,
+        )
 
     def stop(self) -> None:
         """Stop training now; the best model so far is kept."""
-        if self.worker is not None:
-            self.status.setText("Stopping…")
-            self.worker.quit()
+        if self.runner.cancel("Stopping…"):
             self.process.stop()
 
     def _on_progress(self, event) -> None:
-        if event is None or self.worker is None:  # no news yet, or the run has ended
-            return
         if event.stage == "training":
             self.progress.setMaximum(event.total)
             self.progress.setValue(event.done)
             self.curve.add_loss(event.info["loss"])
             self.status.setText(f"Epoch {event.info['epoch']}: loss {event.info['loss']:.3f}")
-            self._activity.show(event)  # last: napari may process other events while drawing it
         elif event.stage == "validated":
             steps = self._request.settings.steps_per_epoch
             self.curve.add_score(event.done * steps, event.info["ap50"])
@@ -262,29 +290,18 @@ class TrainWidget(qw.QWidget):
         register_model(self.model_path, self._request.name)  # Segment selects it
         self.save_button.setEnabled(True)
 
-    def _on_finished(self) -> None:
-        self._activity.close()
+    def _on_finished(self, stopped: bool) -> None:
         process, self.process = self.process, None
-        self.destroyed.disconnect(process.stop)
         process.stop()  # the child has ended (or is ended now); tidy up after it
-        if self.worker.abort_requested:
-            self.status.setText(
-                "Stopped. "
-                + (
-                    self._summary()
-                    if self._best
-                    else "No epoch had finished, so no model was kept."
-                )
-            )
+        if stopped:
+            kept = self._summary() if self._best else "No epoch had finished, so no model was kept."
+            self.status.setText(f"Stopped. {kept}")
         elif process.error:
             self.status.setText(process.error)
             show_error(process.error)
         else:
             self.progress.setValue(self.progress.maximum())
             self.status.setText(self._summary())
-        self.worker = None
-        self.train_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
 
     def _summary(self) -> str:
         epoch, ap50 = self._best  # of the model kept (chosen by mean AP over IoU 0.5–0.9)
@@ -295,7 +312,18 @@ class TrainWidget(qw.QWidget):
         )
 
     def save(self, path) -> Path:
-        """Copy the trained model to ``path`` (atomically)."""
+        """Copy the trained model to ``path`` (atomically).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Where to copy it; the suffix becomes ``.safetensors``.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         path = Path(path).with_suffix(".safetensors")
         with atomic_path(path) as temporary:
             shutil.copyfile(self.model_path, temporary)
@@ -310,11 +338,11 @@ class TrainWidget(qw.QWidget):
             try:
                 self.status.setText(f"Saved {self.save(path)}.")
             except OSError as error:
-                show_error(f"Could not save the model: {lu.one_sentence(error)}")
+                show_error(f"Could not save the model: {one_sentence(error)}")
 
 
 def _free_path(name: str) -> Path:
-    """``<user models>/<name>.safetensors``, numbered if that name is taken."""
+    """Return ``<user models>/<name>.safetensors``, numbered if that name is taken."""
     folder = user_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path, number = folder / f"{name}.safetensors", 1

@@ -36,7 +36,7 @@ def _axes(axis_labels, ndim: int) -> str:
 
 
 def _unit_symbol(unit: str) -> str | None:
-    """pint names ('micrometer', 'second') to the symbols our converters know."""
+    """Translate pint names ('micrometer', 'second') to the symbols our converters know."""
     symbols = {
         "micrometer": "µm",
         "nanometer": "nm",
