@@ -46,3 +46,18 @@ def drain(
                 raise InterruptedError("Cancelled.")
     except StopIteration as stop:
         return stop.value
+
+
+def relay(
+    generator: Generator[Progress, None, T], convert: Callable[[Progress], Progress]
+) -> Generator[Progress, None, T]:
+    """Yield ``convert(event)`` for every event of ``generator``; return its result.
+
+    For a long operation made of smaller ones: ``result = yield from relay(part, to_overall)``
+    reports the part's progress in the whole's units.
+    """
+    try:
+        while True:
+            yield convert(next(generator))
+    except StopIteration as stop:
+        return stop.value

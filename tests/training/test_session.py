@@ -37,7 +37,11 @@ def test_the_child_process_reports_progress_and_the_result(nuclei_pairs, tmp_pat
     events = [event for event in process.events() if event is not None]
     process.stop()
     assert process.error is None and process.result["best_epoch"] == 1
-    assert [e.stage for e in events] == ["preparing the data", "training", "training", "validated"]
+    stages = ["preparing the data", "preparing the data", "training", "training", "validated"]
+    assert [e.stage for e in events] == stages
+    assert events[1].info["message"] == (
+        "Training on 4 images, validating on 2, on cpu."  # 0.25 × 6 images ≥ 1: whole images
+    )
     assert read_model_config(out)[0].name == "tuned"
     assert not (tmp_path / "tuned.safetensors.resume.pt").exists()
 

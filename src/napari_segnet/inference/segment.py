@@ -18,10 +18,10 @@ from napari_segnet.io import MicroscopyImage
 from napari_segnet.postprocess import InstanceSettings, probabilities_to_instances
 from napari_segnet.postprocess.classes import classify_instances
 from napari_segnet.postprocess.stack import link_planes
-from napari_segnet.progress import Progress, drain
+from napari_segnet.progress import Progress, drain, relay
 
 from .normalise import normalise
-from .tiling import iter_predict_tiled
+from .tiling import BATCH_SIZE, OVERLAP, TILE, iter_predict_tiled
 
 DNA_NAMES = ("dapi", "hoechst", "dna", "nuc", "h2b", "draq5", "sir-dna", "spy", "405")
 
@@ -55,9 +55,9 @@ class SegmentSettings:
     channel: int | str | None = None
     diameter: float | None = None
     diameter_unit: str = "px"
-    tile: int = 512
-    overlap: int = 64
-    batch_size: int = 4
+    tile: int = TILE
+    overlap: int = OVERLAP
+    batch_size: int = BATCH_SIZE
     instances: InstanceSettings | None = None
     link_z: bool = True
     invert: bool | None = None
@@ -154,18 +154,14 @@ def iter_segment(
             device=device,
             scale=scale,
         )
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as stop:
-                plane_labels, plane_probabilities = stop.value
-                break
-            fraction = event.done / max(event.total, 1)
-            yield Progress(
-                number * 1000 + int(1000 * fraction),
+        plane_labels, plane_probabilities = yield from relay(
+            events,
+            lambda event, number=number: Progress(
+                number * 1000 + int(1000 * event.done / max(event.total, 1)),
                 n_planes * 1000,
                 f"segmenting plane {number + 1} of {n_planes}",
-            )
+            ),
+        )
         if labels is None:
             labels = np.zeros(stack_shape + plane_labels.shape, np.uint32)
             if keep_probabilities:
@@ -213,9 +209,9 @@ def segment_normalised(
     plane: np.ndarray,
     *,
     instance_settings: InstanceSettings | None = None,
-    tile: int = 512,
-    overlap: int = 64,
-    batch_size: int = 4,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch_size: int = BATCH_SIZE,
     device=None,
     scale: float = 1.0,
 ) -> Generator[Progress, None, tuple[np.ndarray, dict[str, np.ndarray]]]:

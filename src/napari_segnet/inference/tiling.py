@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from contextlib import nullcontext
 
 import numpy as np
 
 from napari_segnet.progress import Progress
+
+# The tiling defaults of every entry point (library, CLI, widgets), kept here only.
+TILE = 512
+OVERLAP = 64
+BATCH_SIZE = 4
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -44,9 +50,9 @@ def iter_predict_tiled(
     model,
     plane: np.ndarray,
     *,
-    tile: int = 512,
-    overlap: int = 64,
-    batch_size: int = 4,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch_size: int = BATCH_SIZE,
     device=None,
     autocast: bool = True,
 ) -> Generator[Progress, None, dict[str, np.ndarray]]:
@@ -96,7 +102,9 @@ def iter_predict_tiled(
         batch_corners = corners[start : start + batch_size]
         batch = np.stack([padded[y : y + th, x : x + tw] for y, x in batch_corners])[:, None]
         inputs = torch.from_numpy(batch).to(device).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=use_autocast):
+        # No autocast context at all unless it is used: not every device type supports one.
+        mixed = torch.autocast(device.type, dtype=dtype) if use_autocast else nullcontext()
+        with torch.inference_mode(), mixed:
             outputs = model(inputs)
         for key, logits in outputs.items():
             probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()

@@ -14,6 +14,7 @@ from scipy import ndimage
 from napari_segnet.inference.normalise import normalise
 from napari_segnet.io import read_image
 
+from .settings import VALIDATION_FRACTION
 from .targets import instance_targets
 
 
@@ -89,15 +90,18 @@ def pair_paths(images_dir: str | os.PathLike, masks_dir: str | os.PathLike):
     for folder in (images_dir, masks_dir):
         if not folder.is_dir():
             raise ValueError(f"The folder {folder} does not exist.")
-    images = {_stem(p): p for p in images_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff")}
-    masks = {_stem(p): p for p in masks_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff")}
+    images = {
+        image_stem(p): p for p in images_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff")
+    }
+    masks = {image_stem(p): p for p in masks_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff")}
     stems = sorted(images.keys() & masks.keys())
     if not stems:
         raise ValueError(f"No image in {images_dir} has a mask of the same name in {masks_dir}.")
     return [(stem, images[stem], masks[stem]) for stem in stems]
 
 
-def _stem(path: Path) -> str:
+def image_stem(path: Path) -> str:
+    """Return a file name without its TIFF suffix: ``a.b.ome.tif`` gives ``a.b``."""
     name = path.name
     for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
         if name.lower().endswith(suffix):
@@ -129,7 +133,9 @@ def split_validation(
     return held_out
 
 
-def split_pairs(pairs: list[Pair], fraction: float) -> tuple[list[Pair], list[Pair]]:
+def split_pairs(
+    pairs: list[Pair], fraction: float = VALIDATION_FRACTION
+) -> tuple[list[Pair], list[Pair]]:
     """Hold out a ``fraction`` of the data for validation: whole images, or parts of each.
 
     With enough images for at least one to be held out (``fraction × n ≥ 1``),

@@ -6,51 +6,21 @@ import math
 import os
 import time
 from collections.abc import Generator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from napari_segnet.io import atomic_path
 from napari_segnet.metrics import evaluate
 from napari_segnet.models.checkpoint import save_model
 from napari_segnet.progress import Progress
 
 from .data import AugmentedSampler, Pair
 from .losses import segmentation_loss
+from .settings import TrainSettings, default_settings
 
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How to train.
-
-    Attributes
-    ----------
-    epochs : int
-        Number of epochs; validation runs after each.
-    steps_per_epoch : int
-        Optimiser steps per epoch.
-    batch_size, crop : int
-        Crops per step and their edge length in pixels.
-    learning_rate, weight_decay : float
-        AdamW settings; the learning rate follows a one-cycle cosine schedule.
-    dice_weight : float
-        Weight of the soft Dice term next to the weighted cross-entropy.
-    freeze_encoder : bool
-        Train only the decoder and classifier (transfer learning).
-    seed : int
-        Seeds sampling, augmentation and initialisation.
-
-    """
-
-    epochs: int = 50
-    steps_per_epoch: int = 100
-    batch_size: int = 8
-    crop: int = 256
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    dice_weight: float = 1.0
-    freeze_encoder: bool = False
-    seed: int = 0
+__all__ = ["TrainSettings", "default_settings", "iter_train", "validate"]
 
 
 def iter_train(
@@ -100,6 +70,7 @@ def iter_train(
     state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "history": []}
     if resume is not None:
         saved = torch.load(Path(resume), map_location="cpu", weights_only=True)
+        _check_same_run(saved.get("settings", {}), asdict(settings), Path(resume))
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         schedule.load_state_dict(saved["schedule"])
@@ -147,15 +118,15 @@ def iter_train(
                     "training_seconds": round(time.perf_counter() - started, 1),
                 },
             )
-        torch.save(
-            {
+        with atomic_path(out.with_name(out.name + ".resume.pt")) as resume_file:
+            checkpoint = {
                 "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(),
                 "schedule": schedule.state_dict(),
                 "state": state,
-            },
-            out.with_name(out.name + ".resume.pt"),
-        )
+                "settings": asdict(settings),
+            }
+            torch.save(checkpoint, resume_file)
         best = {"best": state["best"], "best_epoch": state["best_epoch"]}
         yield Progress(state["epoch"], settings.epochs, "validated", {**scores, **best})
     return {
@@ -163,6 +134,20 @@ def iter_train(
         "best_epoch": state["best_epoch"],
         "history": state["history"],
     }
+
+
+def _check_same_run(saved: dict, current: dict, path: Path) -> None:
+    """Refuse to resume a run with other settings: its schedule and sampling would not fit."""
+    changed = [
+        f"{key} {saved[key]} → {current[key]}"
+        for key in current
+        if key in saved and saved[key] != current[key]
+    ]
+    if changed:
+        raise ValueError(
+            f"{path.name} belongs to a training run with other settings ({', '.join(changed)}); "
+            "resume with the same settings, or start a new run."
+        )
 
 
 def validate(model, pairs: list[Pair], device) -> dict[str, float]:

@@ -35,14 +35,34 @@ class ArraySource:
 
 @dataclass(frozen=True)
 class FolderSource:
-    """A folder with ``images/`` and ``masks/`` of the same stems."""
+    """Image/mask pairs of the same stems from two folders.
 
-    folder: Path
+    Attributes
+    ----------
+    images : pathlib.Path
+        The images folder or, with ``masks`` None, a folder holding ``images/``
+        and ``masks/``.
+    masks : pathlib.Path or None
+        The masks folder.
+
+    """
+
+    images: Path
+    masks: Path | None = None
+
+    @property
+    def folders(self) -> tuple[Path, Path]:
+        """Return the images and masks folders."""
+        if self.masks is None:
+            return Path(self.images) / "images", Path(self.images) / "masks"
+        return Path(self.images), Path(self.masks)
 
     @property
     def name(self) -> str:
-        """How the folder is listed."""
-        return f"folder {self.folder}"
+        """How the folders are listed."""
+        if self.masks is None:
+            return f"folder {self.images}"
+        return f"folders {self.images} and {self.masks}"
 
 
 @dataclass(frozen=True)
@@ -57,33 +77,45 @@ class TrainingRequest:
         Model file to fine-tune; None trains a new network with ``encoder``.
     encoder : str
         Encoder of a new network.
-    name : str
-        Name stored in the model's config.
+    name : str or None
+        Name stored in the model's config; None keeps a fine-tuned model's name
+        (a new network is named after ``out``).
     settings : TrainSettings
-        How to train (its ``crop`` is adapted to small images).
+        How to train; its ``crop`` is reduced for images smaller than it.
     validation_fraction : float
-        See :func:`~napari_segnet.training.data.split_pairs`.
+        See :func:`~napari_segnet.training.data.split_pairs` (default
+        ``training.data.VALIDATION_FRACTION``).
     out : pathlib.Path
         Where the best model is written.
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``mps``.
+    encoder_weights : pathlib.Path or None
+        Local ImageNet weights for a new network's torchvision encoder.
+    resume : pathlib.Path or None
+        A ``.resume.pt`` file of an interrupted run of the same request.
 
     """
 
     sources: list
     start: Path | None
     encoder: str
-    name: str
+    name: str | None
     settings: TrainSettings
     validation_fraction: float
     out: Path
     device: str = "auto"
+    encoder_weights: Path | None = None
+    resume: Path | None = None
 
 
-def crop_size(pairs) -> int:
-    """Training crop edge: 256 px, or less for small images (a multiple of 32, ≥ 64)."""
+def crop_size(pairs, largest: int = TrainSettings.crop) -> int:
+    """Return the training crop edge: ``largest``, or less for small images (a multiple of 32).
+
+    Crops larger than most images would be mostly padding; the crop follows
+    the median image side, rounded down to a multiple of 32 and at least 64 px.
+    """
     sides = [min(p.labels.shape) for p in pairs]
-    return int(np.clip(32 * (int(np.median(sides)) // 32), 64, 256))
+    return int(min(largest, max(64, 32 * (int(np.median(sides)) // 32))))
 
 
 def model_and_pairs(
@@ -133,6 +165,9 @@ def model_and_pairs(
 def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
     """Build the pairs and the model, then train; yields Progress, returns the summary.
 
+    The one training set-up of the CLI and the Train widget. Its first events
+    carry ``info["message"]``: how the data was split, in words.
+
     Raises
     ------
     ValueError
@@ -147,24 +182,38 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
         pairs = []
         for source in request.sources:
             if isinstance(source, FolderSource):
-                folder = source.folder
-                pairs += load_pairs(folder / "images", folder / "masks", percentiles=percentiles)
+                pairs += load_pairs(*source.folders, percentiles=percentiles)
             else:
-                pairs.append(
-                    make_pair(
-                        source.image, source.labels, name=source.name, percentiles=percentiles
-                    )
+                pair = make_pair(
+                    source.image, source.labels, name=source.name, percentiles=percentiles
                 )
+                pairs.append(pair)
         return pairs
 
-    model, pairs = model_and_pairs(request.start, load, encoder=request.encoder, name=request.name)
+    model, pairs = model_and_pairs(
+        request.start,
+        load,
+        encoder=request.encoder,
+        name=request.name,
+        encoder_weights=request.encoder_weights,
+    )
     if not any(p.labels.any() for p in pairs):
         raise ValueError("The training labels are empty: paint or segment some objects first.")
     train, validation = split_pairs(pairs, request.validation_fraction)
-    settings = replace(request.settings, crop=crop_size(train))
+    settings = replace(request.settings, crop=crop_size(train, request.settings.crop))
+    yield Progress(
+        0,
+        1,
+        "preparing the data",
+        {
+            "message": describe_split(train, validation, pairs, request.validation_fraction)
+            + f", on {device}."
+        },
+    )
     provenance = {
         "from": str(request.start) if request.start else None,
         "trained_on": [source.name for source in request.sources],
+        "validation_images": sorted({p.name for p in validation}),
     }
     return (
         yield from iter_train(
@@ -174,8 +223,21 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
             settings,
             out=request.out,
             device=device,
+            resume=request.resume,
             provenance=provenance,
         )
+    )
+
+
+def describe_split(train, validation, pairs, fraction: float) -> str:
+    """Say in words what :func:`~napari_segnet.training.data.split_pairs` held out."""
+    if not validation:
+        return f"Training on {len(train)} images without validation (the last epoch is kept)"
+    if {p.name for p in validation}.isdisjoint(p.name for p in train):
+        return f"Training on {len(train)} images, validating on {len(validation)}"
+    return (
+        f"Training on the first {1 - fraction:.0%} of each of {len(pairs)} images, "
+        "validating on the rest"
     )
 
 

@@ -1,4 +1,4 @@
-"""The napari-segnet command line, run as a user would, in a subprocess."""
+"""measure, info, --version, --help and --debug of the command line, run in a subprocess."""
 
 import subprocess
 import sys
@@ -12,14 +12,6 @@ import tifffile
 from skimage.draw import disk
 
 import napari_segnet
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "napari_segnet.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-    )
 
 
 def assert_one_sentence_error(result: subprocess.CompletedProcess) -> str:
@@ -57,13 +49,13 @@ def calibrated_pair(tmp_path):
     return image_path, labels_path, image, labels
 
 
-def test_help_lists_the_commands():
+def test_help_lists_the_commands(run_cli):
     result = run_cli("--help")
     assert result.returncode == 0
     assert "measure" in result.stdout and "info" in result.stdout
 
 
-def test_version():
+def test_version(run_cli):
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"napari-segnet {napari_segnet.__version__}"
@@ -75,7 +67,7 @@ def test_console_script_is_installed():
     assert result.returncode == 0
 
 
-def test_info_reports_versions_and_why_each_device_is_or_is_not_usable():
+def test_info_reports_versions_and_why_each_device_is_or_is_not_usable(run_cli):
     result = run_cli("info")
     assert result.returncode == 0, result.stderr
     import torch
@@ -88,7 +80,7 @@ def test_info_reports_versions_and_why_each_device_is_or_is_not_usable():
     assert len(lines["cuda"].split(":", 1)[1].strip()) > 5  # a reason or the GPU's name
 
 
-def test_measure_writes_physical_units_and_every_channel(calibrated_pair, tmp_path):
+def test_measure_writes_physical_units_and_every_channel(run_cli, calibrated_pair, tmp_path):
     image_path, labels_path, image, labels = calibrated_pair
     out = tmp_path / "results" / "table.csv"
     result = run_cli("measure", "--image", image_path, "--labels", labels_path, "--out", out)
@@ -111,7 +103,9 @@ def test_measure_writes_physical_units_and_every_channel(calibrated_pair, tmp_pa
     "problem",
     ["missing image", "not a tiff", "shape mismatch", "float labels", "output under a file"],
 )
-def test_measure_errors_are_one_sentence_and_leave_no_output(problem, calibrated_pair, tmp_path):
+def test_measure_errors_are_one_sentence_and_leave_no_output(
+    run_cli, problem, calibrated_pair, tmp_path
+):
     image_path, labels_path, _, labels = calibrated_pair
     out = tmp_path / "table.csv"
     if problem == "missing image":
@@ -132,7 +126,7 @@ def test_measure_errors_are_one_sentence_and_leave_no_output(problem, calibrated
     assert not [p for p in tmp_path.rglob("*.csv")]
 
 
-def test_debug_shows_the_traceback(tmp_path):
+def test_debug_shows_the_traceback(run_cli, tmp_path):
     missing = tmp_path / "nothing.tif"
     out = tmp_path / "t.csv"
     result = run_cli("measure", "--image", missing, "--labels", missing, "--out", out, "--debug")
@@ -140,7 +134,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "Traceback" in result.stderr
 
 
-def test_missing_required_argument_is_a_usage_error():
+def test_missing_required_argument_is_a_usage_error(run_cli):
     result = run_cli("measure", "--image", "a.tif")
     assert result.returncode == 2
     assert "--labels" in result.stderr

@@ -1,0 +1,118 @@
+"""What the sub-commands share: the error type, progress bars, options and output folders."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one sentence without a traceback."""
+
+
+def run_with_progress_bar(events, description: str):
+    """Drain a progress generator into a bar on stderr; return the generator's result.
+
+    Events with ``info["message"]`` or ``info["warning"]`` are also printed as lines.
+    """
+    from tqdm import tqdm
+
+    from napari_segnet.progress import drain
+
+    bar = tqdm(total=1, desc=description, file=sys.stderr, leave=False, disable=None)
+
+    def show(event) -> None:
+        bar.total, bar.n = max(event.total, 1), event.done
+        if "loss" in event.info:
+            bar.set_postfix(loss=f"{event.info['loss']:.3f}", refresh=False)
+        for key in ("message", "warning"):
+            if key in event.info:
+                bar.write(f"{description}: {event.info[key]}", file=sys.stderr)
+        bar.refresh()
+
+    try:
+        return drain(events, show)
+    finally:
+        bar.close()
+
+
+def engine_options() -> argparse.ArgumentParser:
+    """Return the options of the commands that run a model: model, device, channel, tiling."""
+    from napari_segnet.inference.tiling import TILE
+
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--model", default=None, help="bundled model name or model file (default: nuclei)"
+    )
+    options.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps"
+    )
+    options.add_argument("--channel", default=None, help="channel index or name to segment")
+    options.add_argument("--tile", type=int, default=TILE, help=f"tile size in pixels ({TILE})")
+    options.add_argument(
+        "--diameter",
+        type=float,
+        default=None,
+        help="typical object diameter, to rescale to the model's training size",
+    )
+    options.add_argument("--diameter-unit", choices=("px", "um"), default="px")
+    options.add_argument(
+        "--invert",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="objects darker than the background (brightfield, H&E): "
+        "auto decides from each image's histogram",
+    )
+    return options
+
+
+def load_model_and_device(args: argparse.Namespace, *, model_option: str = "model"):
+    """Return ``(model, device)`` for ``--model`` and ``--device``."""
+    from napari_segnet.inference.devices import select_device
+    from napari_segnet.models import load_model
+    from napari_segnet.models.bundled import resolve_model
+
+    device = select_device(args.device)
+    model, _ = load_model(resolve_model(getattr(args, model_option)), device=device, fuse=True)
+    return model, device
+
+
+def segment_settings(args: argparse.Namespace):
+    """Return the :class:`SegmentSettings` that the engine options ask for."""
+    from napari_segnet.inference.segment import SegmentSettings
+
+    if args.tile < 32:
+        raise UserError("--tile must be at least 32 pixels.")
+    return SegmentSettings(
+        invert={"auto": None, "yes": True, "no": False}[args.invert],
+        channel=args.channel,
+        diameter=args.diameter,
+        diameter_unit=args.diameter_unit,
+        tile=args.tile,
+    )
+
+
+def prepare_output_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents), or say in one sentence why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"Cannot create the output folder {folder}: {error.strerror}.") from error
+    if not folder.is_dir():
+        raise UserError(f"Cannot write into {folder}: it is a file, not a folder.")
+
+
+def measure_every_channel(labels, axes: str, image, spacing):
+    """Measure ``labels`` against every channel of a MicroscopyImage, named from the file."""
+    from napari_segnet.measure import measure
+
+    names = list(image.channel_names) or None
+    return measure(
+        labels,
+        image.data,
+        axes=axes,
+        channel_axis=image.channel_axis,
+        channel_names=names,
+        spacing=spacing,
+    )

@@ -1,0 +1,127 @@
+"""``napari-segnet segment``: labels and measurements for every input, file by file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from .common import (
+    UserError,
+    engine_options,
+    load_model_and_device,
+    measure_every_channel,
+    prepare_output_folder,
+    run_with_progress_bar,
+    segment_settings,
+)
+from .naming import output_stems
+
+
+def add_parser(commands, common: argparse.ArgumentParser) -> None:
+    """Register ``segment``."""
+    parser = commands.add_parser(
+        "segment",
+        parents=[common, engine_options()],
+        help="segment images, write labels and measurements",
+        description="Writes DIR/<stem>_labels.tif and, unless --no-measure, "
+        "DIR/<stem>_measurements.csv for every INPUT. A file that fails is reported "
+        "and the others are still done; the exit status is 1 if any failed.",
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR")
+    parser.add_argument("--no-measure", action="store_true", help="write labels only")
+    parser.set_defaults(command="segment", run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Segment every input; return 1 if any of them failed."""
+    prepare_output_folder(args.out)
+    model, device = load_model_and_device(args)
+    settings = segment_settings(args)
+    inputs = _distinct(args.inputs)
+    stems = output_stems(inputs)
+    failures = 0
+    for path in inputs:
+        try:
+            n = segment_one(path, stems[path], args, model, settings, device)
+            print(f"{path.name}: {n} objects", file=sys.stderr)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # one file's failure must not end the batch
+            failures += 1
+            if args.debug:
+                traceback.print_exc()
+            print(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
+    if failures and len(inputs) > 1:
+        print(f"napari-segnet: {failures} of {len(inputs)} inputs failed.", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
+    """Segment one file and write its outputs, all or none; return the number of objects."""
+    from napari_segnet.inference.fallback import iter_segment_with_fallback
+    from napari_segnet.io import atomic_paths, read_image, write_labels
+    from napari_segnet.measure import write_csv
+
+    image = read_image(path)
+    events = iter_segment_with_fallback(image, model, settings, device=device)
+    result = run_with_progress_bar(events, path.name)
+    spatial = "".join(a for a in result.axes if a in "ZYX")
+    spacing = image.spacing if image.spacing and len(image.spacing) == len(spatial) else None
+    table = None
+    if not args.no_measure:
+        table = measure_every_channel(result.labels, result.axes, image, spacing)
+        if result.classes:
+            classes = dict(
+                zip(
+                    result.classes["label"],
+                    zip(result.classes["class"], result.classes["class_probability"]),
+                )
+            )
+            table["class"] = [classes[label][0] for label in table["label"]]
+            table["class_probability"] = [classes[label][1] for label in table["label"]]
+    outputs = [args.out / f"{stem}_labels.tif"]
+    if table is not None:
+        outputs.append(args.out / f"{stem}_measurements.csv")
+    with atomic_paths(*outputs) as temporaries:
+        write_labels(
+            temporaries[0],
+            result.labels,
+            axes=result.axes,
+            spacing=spacing,
+            time_interval=image.pixel_size.get("T"),
+        )
+        if table is not None:
+            write_csv(table, temporaries[1])
+    return int(result.labels.max())
+
+
+def describe_failure(path: Path, error: BaseException) -> str:
+    """Say in one sentence why ``path`` could not be segmented."""
+    from napari_segnet.inference.fallback import is_out_of_memory
+    from napari_segnet.messages import one_sentence
+
+    if isinstance(error, MemoryError) or is_out_of_memory(error):
+        return (
+            f"{path.name}: not enough memory to segment it; try a smaller --tile, or split "
+            "the image."
+        )
+    if isinstance(error, OSError) and error.strerror and not error.filename:
+        return f"{path.name}: {error.strerror} (nothing was written for it)."
+    text = one_sentence(error)
+    if isinstance(error, UserError | ValueError | OSError):
+        return text if path.name in text else f"{path.name}: {text}"
+    return f"{path.name}: unexpected {type(error).__name__}: {text} (run with --debug for details)"
+
+
+def _distinct(paths: list[Path]) -> list[Path]:
+    """Drop inputs given more than once (the same file, however it is spelled)."""
+    seen, distinct = set(), []
+    for path in paths:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            distinct.append(path)
+    return distinct

@@ -1,0 +1,57 @@
+"""Defaults of training, shared by the CLI, the Train widget and the library."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+# Share of the data held out for validation: whole images when there are enough, otherwise
+# the last part of every image (see training.data.split_pairs).
+VALIDATION_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train.
+
+    Attributes
+    ----------
+    epochs : int
+        Number of epochs; validation runs after each.
+    steps_per_epoch : int
+        Optimiser steps per epoch.
+    batch_size, crop : int
+        Crops per step and their edge length in pixels.
+    learning_rate, weight_decay : float
+        AdamW settings; the learning rate follows a one-cycle cosine schedule.
+    dice_weight : float
+        Weight of the soft Dice term next to the weighted cross-entropy.
+    freeze_encoder : bool
+        Train only the decoder and classifier (transfer learning).
+    seed : int
+        Seeds sampling, augmentation and initialisation.
+
+    """
+
+    epochs: int = 30
+    steps_per_epoch: int = 100
+    batch_size: int = 8
+    crop: int = 256
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    dice_weight: float = 1.0
+    freeze_encoder: bool = False
+    seed: int = 0
+
+
+def default_settings(fine_tune: bool, **changes) -> TrainSettings:
+    """Return the default settings of the CLI and the Train widget, with ``changes`` applied.
+
+    A new network gets :class:`TrainSettings`' defaults (30 × 100 steps at a peak
+    learning rate of 3e-3). Fine-tuning starts from weights that already work: a
+    third of the peak learning rate keeps them from being thrown away, and
+    10 × 50 steps (about 4 minutes on two CPU cores, ``benchmarks/bench_train.py``)
+    adapt the model to a few corrected images.
+    """
+    if fine_tune:
+        changes = {"epochs": 10, "steps_per_epoch": 50, "learning_rate": 1e-3, **changes}
+    return replace(TrainSettings(), **changes)
