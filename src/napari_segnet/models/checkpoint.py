@@ -89,8 +89,10 @@ def _read(path: str | os.PathLike, *, weights: bool):
     if not path.is_file():
         raise ModelLoadError(f"Cannot load model {path}: the file does not exist.")
     with open(path, "rb") as handle:
-        head = handle.read(4)
-    if head.startswith(PICKLE_PREFIXES):
+        head = handle.read(9)
+    # A safetensors file starts with its header's size, which can begin with byte 0x80 too;
+    # the header itself then starts with "{".
+    if head.startswith(PICKLE_PREFIXES) and head[8:9] != b"{":
         raise ModelLoadError(
             f"Cannot load model {path.name}: it is a pickled torch checkpoint, which could run "
             "code when opened; napari-segnet loads only .safetensors model files."
