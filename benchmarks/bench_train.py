@@ -18,10 +18,13 @@ from napari_segnet.data import sample_path
 from napari_segnet.io import read_image
 from napari_segnet.models import load_model
 from napari_segnet.models.bundled import bundled_model_path
+from napari_segnet.progress import drain
 from napari_segnet.training.data import make_pair, split_pairs
-from napari_segnet.training.loop import TrainSettings, iter_train
+from napari_segnet.training.loop import iter_train
+from napari_segnet.training.settings import default_settings
 
-DEFAULT_EPOCHS, DEFAULT_STEPS = 10, 50
+WIDGET = default_settings(fine_tune=True)  # what the Train widget starts from
+DEFAULT_EPOCHS, DEFAULT_STEPS = WIDGET.epochs, WIDGET.steps_per_epoch
 
 
 def main() -> None:
@@ -33,13 +36,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     image = read_image(sample_path("nuclei")).data
     labels = read_image(sample_path("nuclei_labels")).data
-    train, validation = split_pairs([make_pair(image, labels, name="sample")], 0.2)
+    train, validation = split_pairs([make_pair(image, labels, name="sample")])
     model, _ = load_model(bundled_model_path("nuclei"))
-    settings = TrainSettings(epochs=1, steps_per_epoch=args.steps, learning_rate=1e-3)
+    settings = default_settings(fine_tune=True, epochs=1, steps_per_epoch=args.steps)
     marks = {}
     started = time.perf_counter()
-    for event in iter_train(model, train, validation, settings, out=args.out):
+
+    def mark(event):
         marks[event.stage, event.done] = time.perf_counter() - started
+
+    drain(iter_train(model, train, validation, settings, out=args.out), mark)
     first, last = marks["training", 1], marks["training", args.steps]
     per_step = (last - first) / (args.steps - 1)  # the first step also warms up
     per_validation = marks["validated", 1] - last

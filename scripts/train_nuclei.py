@@ -21,6 +21,7 @@ import tifffile
 
 from napari_segnet.inference.devices import select_device
 from napari_segnet.models import ModelConfig, create_model, load_model
+from napari_segnet.progress import drain
 from napari_segnet.training.data import make_pair, median_diameter, split_validation
 from napari_segnet.training.loop import TrainSettings, iter_train
 
@@ -114,21 +115,20 @@ def main() -> None:
         resume=args.resume,
         provenance=provenance,
     )
-    for event in events:
+
+    def log(event):
         if event.stage == "validated" or event.done % 20 == 0:
             elapsed = time.perf_counter() - started
-            print(
-                json.dumps(
-                    {
-                        "stage": event.stage,
-                        "done": event.done,
-                        "total": event.total,
-                        "seconds": round(elapsed),
-                        **event.info,
-                    }
-                ),
-                flush=True,
-            )
+            record = {
+                "stage": event.stage,
+                "done": event.done,
+                "total": event.total,
+                "seconds": round(elapsed),
+                **event.info,
+            }
+            print(json.dumps(record), flush=True)
+
+    drain(events, log)
 
 
 if __name__ == "__main__":

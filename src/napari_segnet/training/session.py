@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_segnet.progress import Progress
+from napari_segnet.progress import Progress, drain
 
 from .data import load_pairs, make_pair, median_diameter, split_pairs
 from .loop import TrainSettings, iter_train
@@ -298,11 +298,9 @@ class TrainingProcess:
 def _train(request: TrainingRequest, messages) -> None:
     from napari_segnet.messages import one_sentence
 
-    events = iter_training(request)
     try:
-        while True:
-            messages.put(("progress", next(events)))
-    except StopIteration as stop:
-        messages.put(("done", stop.value))
+        result = drain(iter_training(request), lambda event: messages.put(("progress", event)))
     except Exception as error:  # reported to the user in one sentence
         messages.put(("error", one_sentence(error)))
+    else:
+        messages.put(("done", result))
