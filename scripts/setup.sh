@@ -7,6 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
 python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+new_enough() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+if ! new_enough "$python"; then
+    echo "napari-segnet needs Python 3.11 or newer: set PYTHON=/path/to/python3.11." >&2
+    exit 1
+fi
+if [ -x .venv/bin/python ] && ! new_enough .venv/bin/python; then
+    echo ".venv has a Python older than 3.11: remove .venv and run this again." >&2
+    exit 1
+fi
 
 apt_install() {
     local missing=()
