@@ -13,6 +13,7 @@ from napari_segnet.models.bundled import bundled_model_path
 from napari_segnet.training.data import make_pair, split_pairs
 from napari_segnet.training.loop import validate
 from napari_segnet.training.session import crop_size
+from napari_segnet.training.settings import VALIDATION_FRACTION, default_settings
 
 TIMEOUT_MS = 300_000
 
@@ -59,7 +60,7 @@ def train(widget, qtbot, epochs, steps):
 def held_out_ap(model_path, pairs):
     model, _ = load_model(model_path)
     pairs = [make_pair(image, labels, name=str(n)) for n, (image, labels) in enumerate(pairs)]
-    _, validation = split_pairs(pairs, 0.2)
+    _, validation = split_pairs(pairs, VALIDATION_FRACTION)  # as the widget held out
     return validate(model, validation, device=None)["ap50"]
 
 
@@ -75,7 +76,10 @@ def test_fine_tuning_on_corrected_layers_improves_held_out_ap(
     assert widget.name.text() == "nuclei-tuned"
     add_pairs(widget, viewer)
     assert widget.source_list.count() == 2
-    assert widget.validation.value() == pytest.approx(0.2)
+    tuning = default_settings(fine_tune=True)  # the defaults of the CLI, shown in the widget
+    assert (widget.epochs.value(), widget.steps.value()) == (tuning.epochs, tuning.steps_per_epoch)
+    assert widget.learning_rate.value() == pytest.approx(tuning.learning_rate)
+    assert widget.validation.value() == pytest.approx(VALIDATION_FRACTION)
 
     events = train(widget, qtbot, epochs=2, steps=10)
     # Every step's progress reached the GUI thread while the child process trained.
@@ -142,7 +146,12 @@ def test_training_from_scratch_on_a_folder(
     widget.add_folder(tmp_path / "data")
     widget.start.setCurrentIndex(widget.start.findText(SCRATCH))
     assert widget.encoder.isEnabled() and widget.name.text() == "my-model"
-    assert widget.learning_rate.value() == pytest.approx(0.003)
+    scratch = default_settings(fine_tune=False)
+    assert (widget.epochs.value(), widget.steps.value()) == (
+        scratch.epochs,
+        scratch.steps_per_epoch,
+    )
+    assert widget.learning_rate.value() == pytest.approx(scratch.learning_rate)
     widget.encoder.setCurrentText("resnet18")
     train(widget, qtbot, epochs=1, steps=2)
     assert errors == []

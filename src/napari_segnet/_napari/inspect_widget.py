@@ -12,6 +12,7 @@ from qtpy import QtWidgets as qw
 
 from napari_segnet.inference.inspect import inspect_network
 from napari_segnet.inference.normalise import normalise
+from napari_segnet.inference.segment import SegmentSettings
 from napari_segnet.messages import one_sentence
 from napari_segnet.models.checkpoint import load_model
 
@@ -126,8 +127,11 @@ class InspectWidget(qw.QWidget):
         self.model = ModelPicker()
         self.channels = spin_box(qw.QSpinBox(), 1, 16, 4)
         self.channels.setToolTip("Feature channels shown per stage (the most active ones).")
-        self.tile = spin_box(qw.QSpinBox(), 64, 2048, 512, "px", step=64)
-        self.tile.setToolTip("A square of this size around the centre of the view.")
+        self.tile = spin_box(qw.QSpinBox(), 64, 2048, SegmentSettings().tile, "px", step=64)
+        self.tile.setToolTip(
+            "A square of this size around the centre of the view (by default one "
+            "segmentation tile)."
+        )
         self.grid = qw.QCheckBox("Show layers side by side (grid)")
         self.grid.setChecked(True)
         for label, field in (

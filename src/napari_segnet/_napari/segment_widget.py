@@ -108,9 +108,12 @@ class SegmentWidget(qw.QWidget):
         self.device_info.setToolTip(self._devices.reasons)
         self.diameter = spin_box(qw.QDoubleSpinBox(), 0, 1000, 0, "px")
         self.diameter.setSpecialValueText("as trained")
-        self.seed = spin_box(qw.QDoubleSpinBox(), 0.01, 0.99, 0.5, step=0.05)
-        self.foreground = spin_box(qw.QDoubleSpinBox(), 0.01, 0.99, 0.5, step=0.05)
-        self.min_size = spin_box(qw.QSpinBox(), 0, 100_000, 15, "px")
+        instances = InstanceSettings()  # until a model's own thresholds replace them
+        self.seed = spin_box(qw.QDoubleSpinBox(), 0.01, 0.99, instances.seed_threshold, step=0.05)
+        self.foreground = spin_box(
+            qw.QDoubleSpinBox(), 0.01, 0.99, instances.foreground_threshold, step=0.05
+        )
+        self.min_size = spin_box(qw.QSpinBox(), 0, 100_000, instances.min_size, "px")
         self.tile = spin_box(qw.QSpinBox(), 64, 4096, SegmentSettings().tile, "px", step=64)
         self.probabilities = qw.QCheckBox("Add probability maps")
         rows = (

@@ -23,13 +23,13 @@ from napari_segnet.io.atomic import atomic_path
 from napari_segnet.messages import one_sentence
 from napari_segnet.models import ENCODERS
 from napari_segnet.models.bundled import user_models_dir
-from napari_segnet.training.loop import TrainSettings
 from napari_segnet.training.session import (
     ArraySource,
     FolderSource,
     TrainingProcess,
     TrainingRequest,
 )
+from napari_segnet.training.settings import VALIDATION_FRACTION, default_settings
 
 from . import pickers
 from .curve import TrainingCurve
@@ -83,13 +83,14 @@ class TrainWidget(qw.QWidget):
         self.encoder = qw.QComboBox()
         self.encoder.addItems(list(ENCODERS))
         self.freeze = qw.QCheckBox("Freeze encoder (train the decoder only)")
-        self.epochs = spin_box(qw.QSpinBox(), 1, 1000, 10)
-        self.steps = spin_box(qw.QSpinBox(), 1, 10_000, 50)
-        self.validation = spin_box(qw.QDoubleSpinBox(), 0.0, 0.5, 0.2, step=0.05)
+        defaults = default_settings(fine_tune=True)  # the first choice is a model; see _on_start
+        self.epochs = spin_box(qw.QSpinBox(), 1, 1000, defaults.epochs)
+        self.steps = spin_box(qw.QSpinBox(), 1, 10_000, defaults.steps_per_epoch)
+        self.validation = spin_box(qw.QDoubleSpinBox(), 0.0, 0.5, VALIDATION_FRACTION, step=0.05)
         self.validation.setToolTip("With few images, this part of every image is held out.")
         self.learning_rate = qw.QDoubleSpinBox()
         self.learning_rate.setDecimals(4)
-        spin_box(self.learning_rate, 0.0001, 0.1, 0.001, step=0.0005)
+        spin_box(self.learning_rate, 0.0001, 0.1, defaults.learning_rate, step=0.0005)
         self.device, devices = pickers.device_picker()
         self.device.setToolTip(devices.describe(f"auto uses {devices.auto}"))
         self.name = qw.QLineEdit()
@@ -144,9 +145,13 @@ class TrainWidget(qw.QWidget):
             self.image.suggest(self._viewer.layers[name])
 
     def _on_start(self, path=None) -> None:
+        """Offer the defaults of fine-tuning the chosen model, or of training from scratch."""
         scratch = self.start.path() is None
+        defaults = default_settings(fine_tune=not scratch)
         self.encoder.setEnabled(scratch)
-        self.learning_rate.setValue(0.003 if scratch else 0.001)
+        self.epochs.setValue(defaults.epochs)
+        self.steps.setValue(defaults.steps_per_epoch)
+        self.learning_rate.setValue(defaults.learning_rate)
         self.name.setText("my-model" if scratch else f"{self.start.currentText()}-tuned")
 
     def layer_source(self) -> ArraySource:
@@ -231,21 +236,22 @@ class TrainWidget(qw.QWidget):
         if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ValueError("Give the model a name of letters, digits, '-', '_' or '.'.")
         out = _free_path(name)
-        settings = TrainSettings(
+        settings = default_settings(
+            fine_tune=self.start.path() is not None,
             epochs=self.epochs.value(),
             steps_per_epoch=self.steps.value(),
             learning_rate=self.learning_rate.value(),
             freeze_encoder=self.freeze.isChecked(),
         )
         return TrainingRequest(
-            sources,
-            self.start.path(),
-            self.encoder.currentText(),
-            out.stem,
-            settings,
-            self.validation.value(),
-            out,
-            self.device.currentText(),
+            sources=sources,
+            start=self.start.path(),
+            encoder=self.encoder.currentText(),
+            name=out.stem,
+            settings=settings,
+            validation_fraction=self.validation.value(),
+            out=out,
+            device=self.device.currentText(),
         )
 
     def run(self) -> None:
