@@ -12,17 +12,24 @@ import numpy as np
 import tifffile
 
 from .axes import AxesError, normalise_axes, validate_axes
+from .chain import check_ifd_chain
+from .errors import ImageReadError, one_line
 from .image import MicroscopyImage
+from .lazy import open_lazy
+from .limits import (
+    check_chunk_memory,
+    check_chunks,
+    check_declared_size,
+    check_in_memory,
+    check_ome_sizes,
+    fits_in_memory,
+)
 from .metadata import read_metadata
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 # Files whose pixels exceed this are opened lazily (memory map or dask) instead of read whole.
 LAZY_THRESHOLD_BYTES = 512 * 2**20
 RGB_NAMES = ("red", "green", "blue", "alpha")
-
-
-class ImageReadError(ValueError):
-    """A file cannot be read as an image; the message is one sentence for the user."""
 
 
 def is_tiff_path(path: str | os.PathLike) -> bool:
@@ -54,7 +61,10 @@ def read_image(
         it, from the rule documented in :mod:`napari_segnet.io.axes`.
     lazy : bool, optional
         Return a memory map or dask array instead of reading the pixels. By
-        default files larger than 512 MiB are opened lazily.
+        default files larger than 512 MiB, or too large for the memory still
+        available, are opened lazily. A dask array decodes its blocks when
+        they are used, so memory stays bounded by a few blocks; a block that
+        turns out to be damaged then raises :class:`ImageReadError` too.
 
     Returns
     -------
@@ -64,7 +74,10 @@ def read_image(
     ------
     ImageReadError
         If the file is missing, empty, not a TIFF, truncated or otherwise
-        unreadable; the message is a single sentence naming the file.
+        unreadable, if it declares absurd sizes (see
+        :mod:`napari_segnet.io.limits`), or, with ``lazy=False``, if its
+        pixels would not fit in the memory available; the message is a single
+        sentence naming the file.
 
     """
     path = Path(path)
@@ -85,11 +98,12 @@ def _quiet_tifffile():
 
 
 def _read(path: Path, series: int, level: int, axes: str | None, lazy: bool | None):
+    check_ifd_chain(path)
     try:
         tif = tifffile.TiffFile(path)
     except Exception as error:
         raise ImageReadError(
-            f"Cannot read {path.name}: it is not a valid TIFF file{_detail(error)}."
+            f"Cannot read {path.name}: it is not a valid TIFF file{one_line(error)}."
         ) from None
     keep_open = False
     try:
@@ -99,21 +113,17 @@ def _read(path: Path, series: int, level: int, axes: str | None, lazy: bool | No
         raise
     except AxesError as error:
         raise ImageReadError(f"Cannot read {path.name}: {error}") from error
+    except MemoryError:
+        raise ImageReadError(
+            f"Cannot read {path.name}: there is not enough memory to decode it."
+        ) from None
     except Exception as error:
         raise ImageReadError(
-            f"Cannot read {path.name}: the file is damaged or truncated{_detail(error)}."
+            f"Cannot read {path.name}: the file is damaged or truncated{one_line(error)}."
         ) from error
     finally:
         if not keep_open:
             tif.close()
-
-
-def _detail(error: Exception) -> str:
-    """Return the error's message on one line, in parentheses (empty if it has none)."""
-    text = " ".join(str(error).split())
-    if len(text) > 200:
-        text = text[:197] + "..."
-    return f" ({text})" if text else ""
 
 
 def _check_file(path: Path) -> None:
@@ -126,6 +136,7 @@ def _check_file(path: Path) -> None:
 
 
 def _read_series(tif, path, series_index, level, axes, lazy):
+    check_ome_sizes(tif, path)
     if not tif.series:
         raise ImageReadError(f"Cannot read {path.name}: it contains no image.")
     if not 0 <= series_index < len(tif.series):
@@ -138,20 +149,33 @@ def _read_series(tif, path, series_index, level, axes, lazy):
             f"Cannot read level {level} of {path.name}: it has {len(series.levels)} level(s)."
         )
     shape, file_axes = tuple(series.levels[level].shape), series.levels[level].axes
-    if len(shape) < 2 or min(shape) == 0:
+    if len(shape) < 2:
         raise ImageReadError(
             f"Cannot read {path.name}: its data has shape {shape}, not an image of at least 2-D."
         )
+    if min(shape) == 0:
+        raise ImageReadError(
+            f"Cannot read {path.name}: it declares an image of shape {shape}, which holds no "
+            "pixels (the file is probably damaged)."
+        )
+    check_declared_size(series.levels[level], path)
     _check_not_truncated(tif, series.levels[level], path)
+    check_chunks(series.levels[level], path)
     if axes is None:
         rgb = series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB
         axes, inferred = normalise_axes(file_axes, shape, rgb=rgb)
     else:
         axes, inferred = validate_axes(axes, len(shape)), False
 
+    nbytes = series.levels[level].nbytes
     if lazy is None:
-        lazy = series.levels[level].nbytes > LAZY_THRESHOLD_BYTES
-    data = _lazy_data(tif, path, series_index, level) if lazy else series.asarray(level=level)
+        lazy = nbytes > LAZY_THRESHOLD_BYTES or not fits_in_memory(nbytes)
+    check_chunk_memory(series.levels[level], path)
+    if lazy:
+        data = open_lazy(tif, path, series_index, level)
+    else:
+        check_in_memory(series.levels[level], path, os.path.getsize(path))
+        data = series.asarray(level=level)
     if "S" in axes and axes[-1] != "S":  # planar RGB: napari and numpy expect samples last
         data = np.moveaxis(data, axes.index("S"), -1)
         axes = axes.replace("S", "") + "S"
@@ -259,18 +283,6 @@ def _ifd_chain_complete(tif, size: int) -> bool:
         return following == 0
     count = read(following, tiff.tagnoformat, tiff.tagnosize)
     return count is not None and following + tiff.tagnosize + count * tiff.tagsize <= size
-
-
-def _lazy_data(tif, path: Path, series_index: int, level: int):
-    try:
-        return tifffile.memmap(path, series=series_index, level=level, mode="r")
-    except (ValueError, TypeError):
-        pass  # compressed or tiled: read on demand through zarr
-    import dask.array as da
-    import zarr
-
-    store = tif.series[series_index].aszarr(level=level)
-    return da.from_zarr(zarr.open(store, mode="r"))
 
 
 def _channel_names(file_names: list[str], axes: str, shape: tuple[int, ...]) -> tuple[str, ...]:
