@@ -238,6 +238,7 @@ def test_decompression_bomb_is_lazy_and_bounded(bomb):
     assert report["corner"] == 0 and report["max"] == 0
     message = report["eager"]
     assert message.startswith("Cannot read bomb.tif into memory: its pixels would need 1.6 GB")
+    assert "read it lazily instead" in message and "decompression bomb" in message
     assert not damaged_tiffs.sentence_problems(message, "bomb.tif"), message
 
 
