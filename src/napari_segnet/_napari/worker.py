@@ -72,7 +72,7 @@ class WidgetWorker(QObject):
     ----------
     yielded : Signal(object)
         A progress event of the run in progress (``None`` events, "no news yet", and
-        events that arrive after the run ended are left out).
+        events that arrive once it is cancelled or has ended are left out).
     returned : Signal(object)
         What the run returned, unless it was a :class:`Failed` (already shown to the
         user) or the run was cancelled.
@@ -174,7 +174,8 @@ class WidgetWorker(QObject):
         return True
 
     def _on_yielded(self, event) -> None:
-        if event is None or self._worker is None:  # no news yet, or the run has ended
+        worker = self._worker
+        if event is None or worker is None or worker.abort_requested:  # no news, or stale
             return
         self.yielded.emit(event)
         stages = self._activity_stages
