@@ -47,16 +47,25 @@ def test_a_batch_goes_on_after_failures_of_any_kind(
     lines = error_lines(result)
     assert len(lines) == 3, result.stderr
     assert lines[0].startswith("napari-segnet: error: Cannot read broken.tif")
-    assert lines[1] == (
-        "napari-segnet: error: huge.tif: not enough memory to segment it; try a smaller "
-        "--tile, or split the image."
+    assert lines[1].startswith(
+        "napari-segnet: error: huge.tif: Segmenting a 30000 × 30000 plane needs about 36.0 GB "
+        "of memory, more than the "
     )
+    assert lines[1].endswith("a cropped region, or a lower-resolution level of the file.")
     assert lines[2] == "napari-segnet: 2 of 4 inputs failed."
     assert read_image(out / "zeros_labels.tif").data.max() == 0  # zero objects is a valid answer
     assert read_image(out / "cells_labels.tif").data.max() > 0
     expected = ["cells_labels.tif", "cells_measurements.csv", "zeros_labels.tif"]
     expected += ["zeros_measurements.csv"]
     assert sorted(p.name for p in out.iterdir()) == expected  # no partial files
+
+
+def test_running_out_of_memory_is_one_sentence_with_what_to_try():
+    with pytest.raises(MemoryError) as caught:
+        np.empty(2**62, np.uint8)  # numpy's own MemoryError, with its own message
+    message = describe_failure(Path("big.tif"), caught.value)
+    assert message.startswith("big.tif: not enough memory to segment it (Unable to allocate ")
+    assert message.endswith("; try a smaller --tile, or split the image.")
 
 
 def test_unexpected_errors_name_the_file_and_the_way_to_details():

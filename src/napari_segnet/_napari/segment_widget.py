@@ -11,12 +11,13 @@ from napari.layers import Image, Labels
 from qtpy import QtWidgets as qw
 
 from napari_segnet.inference.devices import select_device
-from napari_segnet.inference.segment import SegmentSettings, iter_segment
+from napari_segnet.inference.fallback import iter_segment_with_fallback
+from napari_segnet.inference.segment import SegmentSettings
 from napari_segnet.io import MicroscopyImage
 from napari_segnet.messages import one_sentence
 from napari_segnet.models.checkpoint import ModelLoadError, load_model, read_model_config
 from napari_segnet.postprocess import InstanceSettings
-from napari_segnet.progress import Progress
+from napari_segnet.progress import Progress, relay
 
 from . import pickers
 from .layer_axes import layer_axes
@@ -68,20 +69,29 @@ def run_segmentation(image, model_path, device, settings, probabilities=False):
     Returns
     -------
     tuple or Failed
-        ``(Segmentation, device name)``, or :class:`Failed` with one sentence (it
-        never raises).
+        ``(Segmentation, where it ran)``, or :class:`Failed` with one sentence (it
+        never raises). Out of GPU memory, it retries with smaller tiles and then on
+        the CPU (:mod:`napari_segnet.inference.fallback`); where it ran says so.
     """
+    warnings = []
+
+    def note(event):
+        if "warning" in event.info:
+            warnings.append(event.info["warning"])
+        return event
+
     try:
         yield Progress(0, 1, "loading the model")
         device = select_device(device)
         model, _ = load_model(model_path, device, fuse=True)
-        result = yield from iter_segment(
+        events = iter_segment_with_fallback(
             image, model, settings, device=device, keep_probabilities=probabilities
         )
+        result = yield from relay(events, note)
     except Exception as error:
         _log.debug("Segmentation failed", exc_info=True)
         return Failed(one_sentence(error))
-    return result, str(device)
+    return result, str(device) + (f" ({warnings[-1]})" if warnings else "")
 
 
 class SegmentWidget(qw.QWidget):

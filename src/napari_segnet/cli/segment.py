@@ -101,12 +101,16 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
 def describe_failure(path: Path, error: BaseException) -> str:
     """Say in one sentence why ``path`` could not be segmented."""
     from napari_segnet.inference.fallback import is_out_of_memory
+    from napari_segnet.inference.segment import PlaneTooLargeError
     from napari_segnet.messages import one_sentence
 
-    if isinstance(error, MemoryError) or is_out_of_memory(error):
+    if isinstance(error, PlaneTooLargeError):
+        return f"{path.name}: {one_sentence(error)}"
+    if is_out_of_memory(error):
+        detail = f" ({one_sentence(error).rstrip('.')})" if str(error).strip() else ""
         return (
-            f"{path.name}: not enough memory to segment it; try a smaller --tile, or split "
-            "the image."
+            f"{path.name}: not enough memory to segment it{detail}; try a smaller --tile, "
+            "or split the image."
         )
     if isinstance(error, OSError) and error.strerror and not error.filename:
         return f"{path.name}: {error.strerror} (nothing was written for it)."

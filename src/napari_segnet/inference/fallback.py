@@ -15,7 +15,7 @@ from dataclasses import replace
 from napari_segnet.io import MicroscopyImage
 from napari_segnet.progress import Progress
 
-from .segment import Segmentation, SegmentSettings, iter_segment
+from .segment import PlaneTooLargeError, Segmentation, SegmentSettings, iter_segment
 
 # Below this tile edge the network's context, not memory, limits the result.
 MIN_TILE = 128
@@ -66,6 +66,8 @@ def iter_segment_with_fallback(
                     image, model, settings, device=device, keep_probabilities=keep_probabilities
                 )
             )
+        except PlaneTooLargeError:
+            raise  # the plane itself does not fit: smaller tiles cannot help
         except Exception as error:
             if not is_out_of_memory(error):
                 raise
