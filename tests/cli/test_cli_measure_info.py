@@ -2,7 +2,7 @@
 
 import subprocess
 import sys
-from importlib.metadata import version
+from importlib.metadata import requires, version
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +72,12 @@ def test_info_reports_versions_and_why_each_device_is_or_is_not_usable(run_cli):
     assert result.returncode == 0, result.stderr
     import torch
 
-    assert f"torch {version('torch')}" in result.stdout
+    printed = dict(line.split(" ", 1) for line in result.stdout.splitlines()[:20] if " " in line)
+    assert printed["napari-segnet"] == napari_segnet.__version__
+    core = [r.split(">")[0].split("[")[0] for r in requires("napari-segnet") if "extra" not in r]
+    assert "tqdm" in core and "torch" in core
+    for package in [*core, "napari"]:
+        assert printed[package] == version(package)  # the test extra installs napari
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
     assert "usable" in lines["cpu"] and "not usable" not in lines["cpu"]
     cuda_usable = torch.cuda.is_available()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from napari_segnet import __version__
 
-PACKAGES = ("numpy", "tifffile", "scikit-image", "pandas", "torch", "torchvision", "napari")
+# Not required by the library and the command line; the `gui` extra brings them.
+GUI_PACKAGES = ("napari", "PyQt6")
 
 
 def add_parsers(commands, common: argparse.ArgumentParser) -> None:
@@ -28,16 +30,29 @@ def run_info(args: argparse.Namespace) -> int:
 
     print(f"napari-segnet {__version__}")
     print(f"python {sys.version.split()[0]} ({sys.platform})")
-    for package in PACKAGES:
+    for package in (*required_packages(), *GUI_PACKAGES):
         try:
             print(f"{package} {version(package)}")
         except PackageNotFoundError:
-            print(f"{package} not installed")
+            hint = ' (pip install "napari-segnet[gui]")' if package in GUI_PACKAGES else ""
+            print(f"{package} not installed{hint}")
     print("devices:")
     for device in device_report():
         state = "usable" if device.available else "not usable"
         print(f"  {device.name:<5} {state}: {device.detail}")
     return 0
+
+
+def required_packages() -> list[str]:
+    """Return the names of the packages napari-segnet requires (without extras), as installed."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        requirements = requires("napari-segnet") or []
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return []
+    names = [re.match(r"[A-Za-z0-9._-]+", r).group() for r in requirements if "extra ==" not in r]
+    return sorted(set(names), key=str.casefold)
 
 
 def run_models(args: argparse.Namespace) -> int:
