@@ -107,10 +107,8 @@ def test_train_on_two_images_holds_out_the_end_of_each(run_cli, folders, tmp_pat
             path.unlink()
     model = tmp_path / "two.safetensors"
     options = ("--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--crop", "64")
-    result = run_cli(
-        "train", "--images", images, "--masks", masks, "--out", model, *options,
-        "--validation-fraction", "0.25",
-    )  # fmt: skip
+    options += ("--validation-fraction", "0.25")
+    result = run_cli("train", "--images", images, "--masks", masks, "--out", model, *options)
     assert result.returncode == 0, result.stderr
     assert "the first 75% of each of 2 images, validating on the rest" in result.stderr
     config, provenance = read_model_config(model)
