@@ -91,3 +91,68 @@ def test_without_validation_images_the_last_model_is_kept(split, tmp_path):
     settings = TrainSettings(epochs=2, steps_per_epoch=2, batch_size=2, crop=64)
     list_events(iter_train(create_model(ModelConfig()), train, [], settings, out=out))
     assert load_model(out)[1]["epoch"] == 2
+
+
+# --- the star-convex head ----------------------------------------------------------------------
+
+STAR = ModelConfig(heads=("classes", "star"), star_rays=16)
+
+
+def test_a_star_head_model_trains_and_keeps_its_heads(split, tmp_path):
+    train, validation = split
+    out = tmp_path / "star.safetensors"
+    settings = TrainSettings(epochs=1, steps_per_epoch=2, batch_size=2, crop=64)
+    events = list_events(iter_train(create_model(STAR), train, validation, settings, out=out))
+    steps = [e.info for e in events if e.stage == "training"]
+    assert len(steps) == 2
+    for info in steps:
+        assert info["loss_star"] > 0 and np.isfinite(info["loss_star"])
+        assert info["loss"] == pytest.approx(info["loss_classes"] + info["loss_star"], rel=1e-5)
+    assert [e.stage for e in events].count("validated") == 1  # validation segments as before
+    trained, _ = load_model(out)
+    assert trained.config.heads == ("classes", "star") and trained.config.star_rays == 16
+    assert set(trained(torch.zeros(1, 1, 64, 64))) >= {"instance", "star_prob", "star_dist"}
+
+
+def test_a_star_head_run_resumes(split, tmp_path):
+    train, validation = split
+    out = tmp_path / "star.safetensors"
+    settings = TrainSettings(epochs=2, steps_per_epoch=2, batch_size=2, crop=64)
+    generator = iter_train(create_model(STAR), train, validation, settings, out=out)
+    for event in generator:
+        if event.stage == "validated":
+            generator.close()
+            break
+    resume = out.with_name(out.name + ".resume.pt")
+    model = create_model(STAR)
+    events = list_events(iter_train(model, train, validation, settings, out=out, resume=resume))
+    assert [e.done for e in events if e.stage == "training"] == [3, 4]
+    assert "loss_star" in events[0].info
+
+
+def test_the_star_head_leaves_the_three_class_training_as_it_was(split, tmp_path):
+    """Same weights below the star head, same seed: the first 3-class loss is the same, so the
+    sampler draws the same crops; a plain model reports only its loss, as before."""
+    train, _ = split
+    settings = TrainSettings(epochs=1, steps_per_epoch=2, batch_size=2, crop=64)
+    torch.manual_seed(0)
+    plain, star = create_model(ModelConfig()), create_model(STAR)
+    missing = star.load_state_dict(plain.state_dict(), strict=False)
+    assert missing.unexpected_keys == []
+    assert all(key.startswith("star.") for key in missing.missing_keys)
+    runs = [
+        [e.info for e in iter_train(m, train, [], settings, out=tmp_path / f"{i}.safetensors")]
+        for i, m in enumerate((plain, star))
+    ]
+    assert set(runs[0][0]) == {"loss", "epoch"}
+    assert runs[1][0]["loss_classes"] == pytest.approx(runs[0][0]["loss"], rel=1e-6)
+    # A plain model trains the same each time: the 3-class path draws nothing new.
+    torch.manual_seed(0)
+    again = [
+        e.info["loss"]
+        for e in iter_train(
+            create_model(ModelConfig()), train, [], settings, out=tmp_path / "again.safetensors"
+        )
+        if e.stage == "training"
+    ]
+    assert again == [info["loss"] for info in runs[0][:2]]

@@ -15,6 +15,7 @@ from napari_segnet.inference.normalise import normalise
 from napari_segnet.io import read_image
 
 from .settings import VALIDATION_FRACTION
+from .star_targets import STAR_GRID, star_targets
 from .targets import instance_targets
 
 
@@ -177,7 +178,14 @@ def median_diameter(pairs: list[Pair]) -> float | None:
 
 
 class AugmentedSampler:
-    """Random crops with scale jitter, flips, 90° rotations, intensity jitter and noise."""
+    """Random crops with scale jitter, flips, 90° rotations, intensity jitter and noise.
+
+    With ``star_rays``, each crop also gets star-convex targets
+    (:func:`~napari_segnet.training.star_targets.star_targets`), computed on the
+    crop after it was zoomed, rotated and flipped, so they are exact. The random
+    draws are the same with and without them: for one seed both give the same
+    images and 3-class targets.
+    """
 
     def __init__(
         self,
@@ -187,17 +195,29 @@ class AugmentedSampler:
         scale_range=(0.6, 1.6),
         weights: np.ndarray | None = None,
         seed: int = 0,
+        star_rays: int | None = None,
+        star_grid: int = STAR_GRID,
     ):
         if not pairs:
             raise ValueError("There are no training images.")
         self.pairs, self.crop, self.scale_range = pairs, crop, scale_range
+        self.star_rays, self.star_grid = star_rays, star_grid
         p = np.ones(len(pairs)) if weights is None else np.asarray(weights, float)
         self.probabilities = p / p.sum()
         self.rng = np.random.default_rng(seed)
 
     def sample(self, batch_size: int):
-        """Return ``(images (N,1,Y,X), classes (N,Y,X), weights (N,Y,X))`` as numpy arrays."""
-        images, classes, weights = [], [], []
+        """Return a batch of crops and their targets as numpy arrays.
+
+        Returns
+        -------
+        tuple
+            ``(images (N,1,Y,X), classes (N,Y,X), weights (N,Y,X))``; with
+            ``star_rays`` also ``star_prob (N,Y,X)`` and ``star_dist (N,R,Y/g,X/g)``
+            (g = ``star_grid``).
+
+        """
+        images, classes, weights, star_prob, star_dist = [], [], [], [], []
         for index in self.rng.choice(len(self.pairs), size=batch_size, p=self.probabilities):
             image, labels = self._crop(self.pairs[index])
             image = self._intensity(image)
@@ -205,7 +225,14 @@ class AugmentedSampler:
             images.append(image)
             classes.append(target)
             weights.append(weight)
-        return np.stack(images)[:, None], np.stack(classes), np.stack(weights)
+            if self.star_rays:
+                prob, dist = star_targets(labels, self.star_rays, self.star_grid)
+                star_prob.append(prob)
+                star_dist.append(dist)
+        batch = np.stack(images)[:, None], np.stack(classes), np.stack(weights)
+        if self.star_rays:
+            batch += np.stack(star_prob), np.stack(star_dist)
+        return batch
 
     def _crop(self, pair: Pair):
         rng, crop = self.rng, self.crop

@@ -17,7 +17,7 @@ from napari_segnet.models.checkpoint import save_model
 from napari_segnet.progress import Progress
 
 from .data import AugmentedSampler, Pair
-from .losses import segmentation_loss
+from .losses import segmentation_loss, star_loss
 from .settings import TrainSettings, default_settings
 
 __all__ = ["TrainSettings", "default_settings", "iter_train", "validate"]
@@ -37,8 +37,10 @@ def iter_train(
 ) -> Generator[Progress, None, dict]:
     """Train ``model``, validating each epoch and saving the best model to ``out``.
 
-    Yields a :class:`Progress` per step (``info`` has ``loss`` and ``epoch``) and
-    per validation (``info`` has ``ap50``, ``ap_mean`` and ``best``). Closing
+    Yields a :class:`Progress` per step (``info`` has ``loss`` and ``epoch``; for
+    a model with the star head ``loss`` is the sum of ``loss_classes``, the
+    3-class loss, and ``loss_star``, :func:`~napari_segnet.training.losses.star_loss`)
+    and per validation (``info`` has ``ap50``, ``ap_mean`` and ``best``). Closing
     the generator stops training; the best model so far stays in ``out``. A
     resume file (``<out>.resume.pt``) is written each epoch; pass it as
     ``resume`` to continue where training stopped.
@@ -77,31 +79,36 @@ def iter_train(
         state = saved["state"]
 
     provenance = {**(provenance or {}), "settings": asdict(settings)}
+    star_rays = model.config.star_rays if _has_star_head(model) else None
     started = time.perf_counter()
     for epoch in range(state["epoch"], settings.epochs):
         sampler = AugmentedSampler(
-            train, crop=settings.crop, weights=sample_weights, seed=settings.seed * 100_003 + epoch
+            train,
+            crop=settings.crop,
+            weights=sample_weights,
+            seed=settings.seed * 100_003 + epoch,
+            star_rays=star_rays,
         )
         model.train()
         if settings.freeze_encoder:
             model.encoder.eval()  # keep the pretrained batch-norm statistics
         for step in range(settings.steps_per_epoch):
-            images, classes, weights = sampler.sample(settings.batch_size)
-            logits = model(
-                torch.from_numpy(images).to(device).contiguous(memory_format=torch.channels_last)
-            )["instance"]
-            loss = segmentation_loss(
-                logits,
-                torch.from_numpy(classes).to(device),
-                torch.from_numpy(weights).to(device),
-                settings.dice_weight,
-            )
+            batch = [torch.from_numpy(a).to(device) for a in sampler.sample(settings.batch_size)]
+            images, classes, weights = batch[:3]
+            outputs = model(images.contiguous(memory_format=torch.channels_last))
+            loss = segmentation_loss(outputs["instance"], classes, weights, settings.dice_weight)
+            info = {}
+            if star_rays:
+                part = star_loss(outputs["star_prob"], outputs["star_dist"], *batch[3:])
+                info = {"loss_classes": loss.item(), "loss_star": part.item()}
+                loss = loss + part
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
             done = epoch * settings.steps_per_epoch + step + 1
-            yield Progress(done, total_steps, "training", {"loss": loss.item(), "epoch": epoch + 1})
+            info = {"loss": loss.item(), **info, "epoch": epoch + 1}
+            yield Progress(done, total_steps, "training", info)
 
         scores = validate(model, validation, device)
         state["epoch"] = epoch + 1
@@ -134,6 +141,11 @@ def iter_train(
         "best_epoch": state["best_epoch"],
         "history": state["history"],
     }
+
+
+def _has_star_head(model) -> bool:
+    """Whether ``model`` also predicts star-convex polygons and so trains on their targets."""
+    return "star" in getattr(model.config, "heads", ())
 
 
 def _check_same_run(saved: dict, current: dict, path: Path) -> None:
