@@ -10,11 +10,11 @@
 #   demo    scripts/demo.sh exactly as the README says; it creates the clone's own .venv.
 #   plain   `pip install .` without extras: napari and Qt must be absent, and
 #           `napari-segnet segment` on the bundled sample must write labels and a CSV.
-#   oldest  every dependency at its lower bound from pyproject.toml, installed exactly, then
-#           the tests that need neither napari nor the build tools: the lower bounds are
-#           versions that really run.
+#   oldest  every dependency (and the `star` extra) at its lower bound from pyproject.toml,
+#           installed exactly, then the tests that need neither napari nor the build tools:
+#           the lower bounds are versions that really run.
 #
-# .ci/run runs scripts/test.sh and then this script. It takes about 15 minutes and about
+# scripts/test.sh runs this script after the test suite when CI=true (as .ci/run does). It takes about 15 minutes and about
 # 6 GB of disk at a time (torch is in every environment; each is removed after its check).
 #   scripts/check_install.sh                 all three checks
 #   scripts/check_install.sh plain oldest    some of them
@@ -98,7 +98,9 @@ import sys
 import tomllib
 
 with open(sys.argv[1], "rb") as handle:
-    dependencies = tomllib.load(handle)["project"]["dependencies"]
+    project = tomllib.load(handle)["project"]
+# The library's own dependencies and the optional engines the tests exercise (the `star` extra).
+dependencies = project["dependencies"] + project.get("optional-dependencies", {}).get("star", [])
 for dependency in dependencies:
     match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?>=([^,;\s]+)", dependency)
     if not match:
@@ -106,7 +108,7 @@ for dependency in dependencies:
     print(f"{match[1]}=={match[3]}")
 EOF
     echo "lower bounds: $(tr '\n' ' ' <"$work/lowest.txt")" >&2
-    pip_install "$venv" "$clone" -c "$work/lowest.txt"
+    pip_install "$venv" "$clone[star]" -c "$work/lowest.txt"
     pip_install "$venv" pytest -c "$work/lowest.txt"
     "$venv/bin/python" - "$work/lowest.txt" <<'EOF'
 import sys
