@@ -113,8 +113,9 @@ def _read(path: str | os.PathLike, *, weights: bool):
         config = ModelConfig.from_json(metadata["config"])
         provenance = json.loads(metadata.get("provenance", "{}"))
     except (ValueError, TypeError) as error:
+        reason = str(error).rstrip(".")  # the settings' own sentence, inside this one
         raise ModelLoadError(
-            f"Cannot load model {path.name}: its settings are invalid ({error})."
+            f"Cannot load model {path.name}: its settings are invalid ({reason})."
         ) from None
     if not isinstance(config.encoder, str) or config.encoder not in ENCODERS:
         raise ModelLoadError(

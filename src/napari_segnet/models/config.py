@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 INSTANCE_CLASSES = ("background", "interior", "boundary")
+HEADS = ("classes", "star")  # "classes" is always there and first; "star" is optional
+STAR_RAYS = (8, 16, 32, 64, 128)  # powers of two: flips and 90° rotations permute the rays
+INSTANCE_METHODS = ("watershed", "star", "star_seeds")
 DEFAULT_DECODER_CHANNELS = {
     "compact": (64, 32, 16),
     "resnet18": (256, 128, 64, 32),
@@ -45,6 +48,22 @@ class ModelConfig:
     instance_settings : dict
         Thresholds of the probabilities-to-instances step chosen on validation
         data (keys of :class:`napari_segnet.postprocess.InstanceSettings`).
+    instance_classes : tuple of str
+        Names of the three per-pixel classes of the ``"classes"`` head.
+    heads : tuple of str
+        The network's outputs: ``("classes",)`` (background / interior /
+        boundary) or ``("classes", "star")``, which adds a star-convex head: an
+        object probability and ``star_rays`` distances to the object's edge at
+        every pixel.
+    star_rays : int
+        Number of rays of the star head, evenly spaced: ray k points at angle
+        2πk/R (rows move by sin, columns by cos). A power of two from 8 to 128.
+    instance_method : str
+        How labels are made from the outputs: ``"watershed"`` (the 3-class
+        maps, as :func:`napari_segnet.postprocess.probabilities_to_instances`),
+        ``"star"`` (the star head's polygons after non-maximum suppression) or
+        ``"star_seeds"`` (the polygons seed the watershed of the 3-class maps).
+        The last two need the star head and the stardist package.
 
     """
 
@@ -58,8 +77,12 @@ class ModelConfig:
     name: str = "custom"
     instance_settings: dict[str, float] = field(default_factory=dict)
     instance_classes: tuple[str, ...] = field(default=INSTANCE_CLASSES)
+    heads: tuple[str, ...] = ("classes",)
+    star_rays: int = 32
+    instance_method: str = "watershed"
 
     def __post_init__(self):
+        self._check_heads()
         low, high = self.normalise_percentiles
         problems = [
             (not isinstance(self.in_channels, int) or self.in_channels < 1, "in_channels"),
@@ -74,9 +97,53 @@ class ModelConfig:
         if bad:
             raise ValueError(f"invalid model settings: {', '.join(bad)}")
 
+    def _check_heads(self) -> None:
+        if isinstance(self.heads, list):  # e.g. read from JSON or YAML
+            object.__setattr__(self, "heads", tuple(self.heads))
+        heads = self.heads
+        if (
+            not isinstance(heads, tuple)
+            or heads[:1] != ("classes",)
+            or len(set(heads)) != len(heads)
+            or not set(heads) <= set(HEADS)
+        ):
+            raise ValueError(
+                f"The model's heads must be ('classes',) or ('classes', 'star'), not {heads!r}."
+            )
+        rays = self.star_rays
+        if type(rays) is not int or rays not in STAR_RAYS:
+            raise ValueError(
+                "The star head's number of rays must be a power of two from 8 to 128 "
+                f"(8, 16, 32, 64 or 128), not {rays!r}."
+            )
+        if self.instance_method not in INSTANCE_METHODS:
+            raise ValueError(
+                "The instance method must be 'watershed', 'star' or 'star_seeds', "
+                f"not {self.instance_method!r}."
+            )
+        if self.instance_method != "watershed" and "star" not in heads:
+            raise ValueError(
+                f"The instance method {self.instance_method!r} needs a model with the star head "
+                "(heads ('classes', 'star'))."
+            )
+
+    @property
+    def has_star_head(self) -> bool:
+        """Whether the network also predicts star-convex polygons (the ``"star"`` head)."""
+        return "star" in self.heads
+
     def to_json(self) -> str:
-        """Serialise to a JSON string."""
-        return json.dumps(asdict(self), sort_keys=True)
+        """Serialise to a JSON string.
+
+        Settings added after the first release are left out while they have
+        their default value, so that files of models without the newer
+        features stay readable by older releases of napari-segnet.
+        """
+        values = asdict(self)
+        for name, default in _LATER_DEFAULTS.items():
+            if values[name] == default:
+                del values[name]
+        return json.dumps(values, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
@@ -86,9 +153,13 @@ class ModelConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown model settings {sorted(unknown)}")
-        for key in ("semantic_classes", "normalise_percentiles", "instance_classes"):
+        for key in ("semantic_classes", "normalise_percentiles", "instance_classes", "heads"):
             if key in values:
                 values[key] = tuple(values[key])
         if values.get("decoder_channels") is not None:
             values["decoder_channels"] = tuple(values["decoder_channels"])
         return cls(**values)
+
+
+# Settings that newer releases added, with the value that means "as before".
+_LATER_DEFAULTS = {"heads": ("classes",), "star_rays": 32, "instance_method": "watershed"}

@@ -12,6 +12,7 @@ from torch import nn
 from .blocks import ConvBlock
 from .config import DEFAULT_DECODER_CHANNELS, ModelConfig
 from .encoders import create_encoder
+from .heads import StarHead
 
 
 class SegNet(nn.Module):
@@ -19,7 +20,9 @@ class SegNet(nn.Module):
 
     The classifier is a 1×1 convolution (a per-pixel linear layer) giving logits
     for background / interior / boundary, and optionally for semantic classes;
-    softmax turns each group into probabilities.
+    softmax turns each group into probabilities. With ``"star"`` in the
+    config's heads, a :class:`~napari_segnet.models.heads.StarHead` on the same
+    features also predicts star-convex polygons.
 
     Parameters
     ----------
@@ -53,6 +56,7 @@ class SegNet(nn.Module):
         self.classifier = nn.Conv2d(previous, len(config.instance_classes), 1)
         n_semantic = len(config.semantic_classes)
         self.semantic = nn.Conv2d(previous, n_semantic, 1) if n_semantic else None
+        self.star = StarHead(previous, config.star_rays) if config.has_star_head else None
 
     @property
     def size_multiple(self) -> int:
@@ -60,7 +64,13 @@ class SegNet(nn.Module):
         return self.encoder.strides[-1]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Return ``{"instance": logits}`` (and ``"semantic"``) at the input's size."""
+        """Return the outputs at the input's size.
+
+        ``"instance"``: (B, 3, H, W) class logits; with semantic classes
+        ``"semantic"``: (B, K, H, W) logits; with the star head ``"star_prob"``:
+        (B, 1, H, W) object logits and ``"star_dist"``: (B, R, H, W) ray
+        distances in input pixels.
+        """
         features = self.encoder(x)
         y = features[-1]
         for stage, skip in zip(self.decoder, features[-2::-1]):
@@ -72,6 +82,8 @@ class SegNet(nn.Module):
         out = {"instance": self.classifier(y)}
         if self.semantic is not None:
             out["semantic"] = self.semantic(y)
+        if self.star is not None:
+            out.update(self.star(y))
         if y.shape[-2:] != x.shape[-2:]:  # logits are smooth: interpolating them is cheap
             out = {
                 k: F.interpolate(v, size=x.shape[-2:], mode="bilinear", align_corners=False)
