@@ -127,35 +127,64 @@ def test_wheel_metadata_is_what_napari_hub_and_pip_need(metadata):
     assert {"Documentation", "Source Code", "Bug Tracker", "User Support"} <= urls.keys()
 
 
-def _third_party_imports() -> set[str]:
-    """Top-level modules that the library and the command line import (not ``_napari/``)."""
-    roots = set()
+def _third_party_imports() -> dict[str, bool]:
+    """Top-level modules that the library and the command line import (not ``_napari/``).
+
+    Each maps to whether every import of it is guarded: inside a ``try`` whose handler
+    catches ``ImportError``, which is how the code tells the user to install an extra.
+    """
+    guarded: dict[str, bool] = {}
+
+    def visit(node, in_guard: bool) -> None:
+        if isinstance(node, ast.Try):
+            catches = any(_catches_import_error(h.type) for h in node.handlers)
+            for child in node.body:
+                visit(child, in_guard or catches)
+            for child in (*node.handlers, *node.orelse, *node.finalbody):
+                visit(child, in_guard)
+            return
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            root = name.split(".")[0]
+            guarded[root] = guarded.get(root, True) and in_guard
+        for child in ast.iter_child_nodes(node):
+            visit(child, in_guard)
+
     for path in PACKAGE.rglob("*.py"):
-        if "_napari" in path.relative_to(PACKAGE).parts:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                roots |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                roots.add(node.module.split(".")[0])
-    return roots - set(sys.stdlib_module_names) - {"napari_segnet"}
+        if "_napari" not in path.relative_to(PACKAGE).parts:
+            visit(ast.parse(path.read_text(encoding="utf-8")), False)
+    ignored = set(sys.stdlib_module_names) | {"napari_segnet"}
+    return {root: value for root, value in guarded.items() if root not in ignored}
+
+
+def _catches_import_error(handler_type) -> bool:
+    if handler_type is None:
+        return True
+    names = handler_type.elts if isinstance(handler_type, ast.Tuple) else [handler_type]
+    return any(getattr(n, "id", None) in ("ImportError", "ModuleNotFoundError") for n in names)
 
 
 def test_every_package_the_library_imports_is_a_dependency(metadata):
-    core = {
-        canonicalize_name(Requirement(r).name)
-        for r in metadata.get_all("Requires-Dist")
-        if "extra ==" not in r
-    }
+    requirements = [Requirement(r) for r in metadata.get_all("Requires-Dist")]
+    core = {canonicalize_name(r.name) for r in requirements if r.marker is None}
+    extras = {canonicalize_name(r.name) for r in requirements if r.marker is not None}
     imported = _third_party_imports()
-    assert {"numpy", "torch", "tqdm"} <= imported  # the scan sees the package
+    assert {"numpy", "torch", "tqdm"} <= imported.keys()  # the scan sees the package
+    assert imported["tqdm"] is False  # and tells a plain lazy import from a guarded one
+    assert imported["stardist"] is True  # the star extra, imported only where it is explained
     providers = packages_distributions()
-    undeclared = {
-        module: providers.get(module, ["not installed"])
-        for module in imported
-        if not {canonicalize_name(d) for d in providers.get(module, [])} & core
-    }
-    assert undeclared == {}, "imported but not in [project] dependencies"
+    undeclared = {}
+    for module, is_guarded in imported.items():
+        distributions = {canonicalize_name(d) for d in providers.get(module, [])}
+        allowed = core | extras if is_guarded else core
+        if not distributions & allowed:
+            undeclared[module] = providers.get(module, ["not installed"])
+    # A package of an extra only behind `except ImportError`, which says how to install it.
+    assert undeclared == {}, "imported but not a dependency (or an unguarded extra)"
 
 
 def test_changelog_has_an_entry_for_this_version():
