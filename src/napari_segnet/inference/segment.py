@@ -127,22 +127,35 @@ class PlaneTooLargeError(MemoryError):
 # Measured with `napari-segnet segment` (default settings, measurements on): 26 MP -> 1.8 GiB,
 # 105 MP -> 4.9 GiB peak RSS, i.e. about 40 bytes per pixel beyond a fixed ~0.8 GiB.
 BYTES_PER_PIXEL = 40
+# A star head adds 1 + R float32 maps a pixel: the blended sums, their copy resized back to the
+# plane, and a working copy in the polygon step (an estimate: 3 × 4 bytes a map).
+BYTES_PER_STAR_MAP = 12
 
 
-def check_plane_fits(shape: tuple[int, int], scale: float = 1.0) -> None:
+def bytes_per_pixel(config) -> int:
+    """Estimated peak memory of segmenting one pixel with a model of this config."""
+    if "star" not in getattr(config, "heads", ("classes",)):
+        return BYTES_PER_PIXEL
+    return BYTES_PER_PIXEL + BYTES_PER_STAR_MAP * (1 + config.star_rays)
+
+
+def check_plane_fits(
+    shape: tuple[int, int], scale: float = 1.0, per_pixel: int = BYTES_PER_PIXEL
+) -> None:
     """Refuse, before reading it, a plane that this process cannot segment in memory.
 
     Raises
     ------
     PlaneTooLargeError
-        If ``BYTES_PER_PIXEL`` times the plane's pixels (at the network's scale)
-        exceed what :func:`napari_segnet.io.limits.memory_budget` allows.
+        If ``per_pixel`` bytes times the plane's pixels (at the network's scale)
+        exceed what :func:`napari_segnet.io.limits.memory_budget` allows
+        (see :func:`bytes_per_pixel` for a model's).
     """
     from napari_segnet.io.limits import memory_budget
     from napari_segnet.io.memory import format_bytes
 
     pixels = int(np.prod(shape, dtype=np.int64)) * max(1.0, scale) ** 2
-    needed, budget = int(pixels * BYTES_PER_PIXEL), memory_budget()
+    needed, budget = int(pixels * per_pixel), memory_budget()
     if needed > budget:
         raise PlaneTooLargeError(
             f"Segmenting a {' × '.join(map(str, shape))} plane needs about "
@@ -174,7 +187,7 @@ def iter_segment(
     labels = probabilities = semantic = None
     n_planes = int(np.prod(stack_shape, dtype=int))
     offset = 0
-    check_plane_fits(data.shape[data.ndim - plane_ndim :][:2], scale)
+    check_plane_fits(data.shape[data.ndim - plane_ndim :][:2], scale, bytes_per_pixel(model.config))
     for number, index in enumerate(np.ndindex(*stack_shape)):
         plane = np.asarray(data[index])
         normalised = normalise(plane, model.config.normalise_percentiles, invert=settings.invert)
@@ -248,11 +261,19 @@ def segment_normalised(
     batch_size: int = BATCH_SIZE,
     device=None,
     scale: float = 1.0,
+    star_settings=None,
 ) -> Generator[Progress, None, tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Yield progress; return ``(labels, probabilities)`` for one normalised 2-D plane.
 
-    With ``scale`` ≠ 1 the network sees the plane zoomed by that factor and its
-    probabilities are resized back, so labels always have the plane's shape.
+    ``probabilities`` holds the outputs of
+    :func:`~napari_segnet.inference.tiling.iter_predict_tiled` (``"instance"``,
+    and ``"semantic"``, ``"star_prob"``, ``"star_dist"`` where the model has
+    them). With ``scale`` ≠ 1 the network sees the plane zoomed by that factor
+    and its outputs are resized back, so labels always have the plane's shape;
+    star distances are then divided by ``scale``, so they are in the plane's
+    pixels too. Labels are made as the model's ``config.instance_method``
+    says (see :func:`make_instances`; ``star_settings`` are the thresholds of
+    the star methods).
     """
     network_input = plane
     if scale != 1.0:
@@ -263,13 +284,68 @@ def segment_normalised(
     if scale != 1.0:
         probabilities = {
             key: resize(
-                p, (p.shape[0], *plane.shape), order=1, preserve_range=True, anti_aliasing=False
-            ).astype(np.float32)
+                p, (*p.shape[:-2], *plane.shape), order=1, preserve_range=True, anti_aliasing=False
+            ).astype(np.float32, copy=False)
             for key, p in probabilities.items()
         }
-    settings = instance_settings or InstanceSettings()
-    labels = probabilities_to_instances(probabilities["instance"], settings)
+        if "star_dist" in probabilities:
+            probabilities["star_dist"] /= scale  # lengths in the network's pixels
+    labels = make_instances(
+        probabilities, instance_method_of(model), instance_settings, star_settings
+    )
     return labels, probabilities
+
+
+def instance_method_of(model) -> str:
+    """How a model's outputs become labels (``"watershed"`` for models that do not say)."""
+    return getattr(getattr(model, "config", None), "instance_method", "watershed")
+
+
+def make_instances(
+    probabilities: dict[str, np.ndarray],
+    method: str = "watershed",
+    instance_settings: InstanceSettings | None = None,
+    star_settings=None,
+) -> np.ndarray:
+    """Instance labels of one plane from its predicted outputs.
+
+    Parameters
+    ----------
+    probabilities : dict
+        Outputs of :func:`~napari_segnet.inference.tiling.iter_predict_tiled`.
+    method : {"watershed", "star", "star_seeds"}
+        See :attr:`napari_segnet.models.ModelConfig.instance_method`.
+    instance_settings : InstanceSettings, optional
+        Thresholds of the 3-class watershed.
+    star_settings : napari_segnet.postprocess.star.StarSettings, optional
+        Thresholds of the star polygons.
+
+    Raises
+    ------
+    ValueError
+        For a star method without star outputs, or when stardist is missing.
+
+    """
+    settings = instance_settings or InstanceSettings()
+    if method == "watershed":
+        return probabilities_to_instances(probabilities["instance"], settings)
+    if "star_dist" not in probabilities:
+        raise ValueError(f"The instance method {method!r} needs a model with the star head.")
+    from napari_segnet.postprocess.star import (
+        StarSettings,
+        star_seeded_watershed,
+        star_to_instances,
+    )
+
+    star_settings = star_settings or StarSettings()
+    prob, dist = probabilities["star_prob"], probabilities["star_dist"]
+    if method == "star":
+        return star_to_instances(prob, dist, star_settings)
+    if method == "star_seeds":
+        return star_seeded_watershed(probabilities["instance"], prob, dist, star_settings, settings)
+    raise ValueError(
+        f"The instance method must be 'watershed', 'star' or 'star_seeds', not {method!r}."
+    )
 
 
 def _compact_dtype(labels: np.ndarray) -> np.ndarray:

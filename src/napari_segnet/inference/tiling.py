@@ -58,8 +58,11 @@ def iter_predict_tiled(
 ) -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Predict class probabilities of a normalised 2-D plane tile by tile.
 
-    Yields one :class:`Progress` per batch of tiles and returns
-    ``{"instance": (3, Y, X) float32 probabilities}`` (plus ``"semantic"``).
+    Yields one :class:`Progress` per batch of tiles and returns float32 arrays
+    blended over the tiles: ``"instance"``: (3, Y, X) softmax probabilities;
+    with semantic classes ``"semantic"``: (K, Y, X) softmax probabilities; with
+    the star head ``"star_prob"``: (Y, X) sigmoid object probability and
+    ``"star_dist"``: (R, Y, X) ray distances in the network's pixels.
 
     Parameters
     ----------
@@ -106,15 +109,38 @@ def iter_predict_tiled(
         mixed = torch.autocast(device.type, dtype=dtype) if use_autocast else nullcontext()
         with torch.inference_mode(), mixed:
             outputs = model(inputs)
-        for key, logits in outputs.items():
-            probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
-            total = sums.setdefault(key, np.zeros((logits.shape[1], height, width), np.float32))
-            for (y, x), p in zip(batch_corners, probabilities):
-                total[:, y : y + th, x : x + tw] += p * window
+        for key, raw in outputs.items():
+            values = _activation(key)(raw.float()).cpu().numpy()
+            total = sums.setdefault(key, np.zeros((raw.shape[1], height, width), np.float32))
+            for (y, x), v in zip(batch_corners, values):
+                total[:, y : y + th, x : x + tw] += v * window
         for y, x in batch_corners:
             weight[y : y + th, x : x + tw] += window
         yield Progress(min(start + batch_size, len(corners)), len(corners), "predicting tiles")
-    return {key: (total / weight)[(slice(None), *crop)] for key, total in sums.items()}
+    result = {}
+    for key in list(sums):
+        total = sums.pop(key)  # divide in place: star distances are large (R values a pixel)
+        total /= weight
+        result[key] = total[(0 if key in SINGLE_CHANNEL else slice(None), *crop)]
+    return result
+
+
+SINGLE_CHANNEL = {"star_prob"}  # returned as (Y, X)
+
+
+def _activation(key: str):
+    """Return the function that turns the raw output ``key`` into the values blended."""
+    import torch
+
+    activations = {
+        "instance": lambda t: torch.softmax(t, dim=1),
+        "semantic": lambda t: torch.softmax(t, dim=1),
+        "star_prob": torch.sigmoid,
+        "star_dist": lambda t: t,  # already distances: blended linearly
+    }
+    if key not in activations:
+        raise ValueError(f"The network returned an output {key!r} that cannot be tiled.")
+    return activations[key]
 
 
 def _pad_to_tiles(plane: np.ndarray, tile: int, multiple: int):
