@@ -80,6 +80,15 @@ def test_targets_of_a_rotated_or_flipped_crop_are_the_permuted_targets(k, flip):
     np.testing.assert_allclose(moved_prob, expected_prob, atol=1e-6)
 
 
+def test_without_stardist_one_sentence_says_how_to_install_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "stardist", None)  # as if it were not installed
+    with pytest.raises(ValueError, match=r'pip install "napari-segnet\[star\]"') as error:
+        star_targets(disks(), RAYS)
+    assert isinstance(error.value, ImportError)
+
+
 def test_labels_beyond_uint16_are_not_merged():
     labels = disks()
     big = np.where(labels == 2, 70_000 + 2, labels).astype(np.int64)  # 70002 wraps to 4466

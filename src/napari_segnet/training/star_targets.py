@@ -20,16 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-STARDIST_MISSING = (
-    "This model separates objects with star-convex polygons, which needs the stardist "
-    'package: pip install "napari-segnet[star]".'
-)
+from napari_segnet.postprocess.star import STARDIST_MISSING, StardistMissingError
+
 MAX_STARDIST_LABEL = np.iinfo(np.uint16).max  # stardist casts labels to uint16
 STAR_GRID = 2  # training computes distance targets on every second row and column
-
-
-class StardistMissingError(ImportError, ValueError):
-    """The optional stardist package is not installed."""
 
 
 def _stardist():
