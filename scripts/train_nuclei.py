@@ -17,14 +17,13 @@ import csv
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 from napari_segnet.inference.devices import select_device
-from napari_segnet.models import ModelConfig, create_model, load_model
+from napari_segnet.models import ModelConfig, create_model, load_model, with_star_head
 from napari_segnet.progress import drain
 from napari_segnet.training.data import make_pair, median_diameter, split_validation
 from napari_segnet.training.loop import TrainSettings, iter_train
@@ -91,17 +90,8 @@ def main() -> None:
     weights = np.array([CLASS_SHARES[p.group] / counts[p.group] for p in train])
     if args.start_from:
         model, earlier = load_model(args.start_from)
-        if args.heads == "star" and not model.config.has_star_head:
-            config = replace(
-                model.config,
-                heads=("classes", "star"),
-                star_rays=args.star_rays,
-                instance_method=args.instance_method,
-            )
-            weights_so_far = model.state_dict()
-            model = create_model(config)
-            missing, unexpected = model.load_state_dict(weights_so_far, strict=False)
-            assert not unexpected and all(k.startswith("star.") for k in missing), missing
+        if args.heads == "star":
+            model = with_star_head(model, args.star_rays, args.instance_method)
         history = [
             *earlier.get("history", []),
             {k: earlier.get(k) for k in ("command", "epoch", "validation", "training_seconds")},

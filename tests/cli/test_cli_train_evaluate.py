@@ -136,3 +136,20 @@ def test_training_resumes_where_it_stopped(run_cli, error_lines, folders, tmp_pa
     assert read_model_config(model)[1]["epoch"] in (1, 2)  # the better of the two epochs
     (line,) = error_lines(run_cli(*arguments[:-1], "30", "--resume", resume))
     assert "other settings (steps_per_epoch 40 → 30)" in line
+
+
+def test_train_can_add_a_star_head_to_a_model(run_cli, error_lines, folders, tmp_path):
+    images, masks = folders
+    model = tmp_path / "star.safetensors"
+    options = ("--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--crop", "64")
+    arguments = ("train", "--images", images, "--masks", masks, "--out", model, "--from", "nuclei")
+    result = run_cli(*arguments, *options, "--star-rays", "16")
+    assert result.returncode == 0, result.stderr
+    config, _ = read_model_config(model)
+    assert config.heads == ("classes", "star") and config.star_rays == 16
+    assert config.instance_method == "star_seeds"
+    assert "Best mean AP" in result.stderr
+    result = run_cli("evaluate", "--images", images, "--masks", masks, "--model", model)
+    assert result.returncode == 0, result.stderr
+    (line,) = error_lines(run_cli(*arguments, *options, "--star-rays", "30"))
+    assert line.endswith("must be a power of two from 8 to 128 (8, 16, 32, 64 or 128), not 30.")

@@ -239,3 +239,21 @@ def test_a_file_with_bad_star_settings_is_refused_in_one_sentence(tmp_path, valu
     message = str(info.value)
     assert message.startswith("Cannot load model bad.safetensors: its settings are invalid")
     assert message.endswith(").") and ".)" not in message, message
+
+
+def test_a_star_head_added_to_a_trained_model_keeps_its_other_weights():
+    import torch
+
+    from napari_segnet.models import load_model, with_star_head
+    from napari_segnet.models.bundled import bundled_model_path
+
+    model, _ = load_model(bundled_model_path("nuclei"))
+    extended = with_star_head(model, rays=16).eval()
+    assert extended.config.heads == ("classes", "star") and extended.config.star_rays == 16
+    assert extended.config.instance_method == "star_seeds"
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        before, after = model(x), extended(x)
+    torch.testing.assert_close(after["instance"], before["instance"], rtol=0, atol=0)
+    assert after["star_dist"].shape == (1, 16, 64, 64)
+    assert with_star_head(extended) is extended

@@ -27,6 +27,13 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default="compact")
     parser.add_argument("--encoder-weights", type=Path, help="local ImageNet weights (.pth)")
     parser.add_argument("--freeze-encoder", action="store_true")
+    parser.add_argument(
+        "--star-rays",
+        type=int,
+        metavar="N",
+        help="add a star-convex head with N rays (8-128, a power of two), whose polygons seed "
+        "the watershed; needs the star extra",
+    )
     parser.add_argument("--from", dest="start_from", help="fine-tune this model (name or file)")
     options = {
         "--epochs": "epochs",
@@ -75,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         encoder_weights=args.encoder_weights,
         resume=args.resume,
+        star_rays=args.star_rays,
     )
     result = run_with_progress_bar(_with_epoch_lines(iter_training(request)), "training")
     print(

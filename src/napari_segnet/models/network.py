@@ -97,6 +97,37 @@ def create_model(config: ModelConfig, encoder_weights: Path | None = None) -> Se
     return SegNet(config, encoder_weights)
 
 
+def with_star_head(model: SegNet, rays: int = 32, instance_method: str = "star_seeds") -> SegNet:
+    """Return a copy of ``model`` with a new, untrained star-convex head.
+
+    Every other weight is kept, so a trained 3-class model learns only the
+    polygons on top of what it already does. A model that has the head is
+    returned as it is.
+
+    Parameters
+    ----------
+    model : SegNet
+        The network to extend.
+    rays : int
+        Number of ray distances (a power of two).
+    instance_method : {"star", "star_seeds", "watershed"}
+        How the extended model makes its objects.
+
+    """
+    from dataclasses import replace
+
+    if model.config.has_star_head:
+        return model
+    config = replace(
+        model.config, heads=("classes", "star"), star_rays=rays, instance_method=instance_method
+    )
+    extended = create_model(config)
+    missing, unexpected = extended.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or not all(key.startswith("star.") for key in missing):
+        raise ValueError("The model's weights do not fit a network with a star head.")
+    return extended
+
+
 def fused_for_inference(model: SegNet) -> SegNet:
     """Copy ``model`` for fast inference: batch norm folded into convolutions, channels-last.
 

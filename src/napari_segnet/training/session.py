@@ -93,6 +93,10 @@ class TrainingRequest:
         Local ImageNet weights for a new network's torchvision encoder.
     resume : pathlib.Path or None
         A ``.resume.pt`` file of an interrupted run of the same request.
+    star_rays : int or None
+        Give the model a star-convex head with this many rays (a new network, or
+        one fine-tuned from a model without it; see
+        :func:`napari_segnet.models.with_star_head`); None keeps the model's heads.
 
     """
 
@@ -106,6 +110,7 @@ class TrainingRequest:
     device: str = "auto"
     encoder_weights: Path | None = None
     resume: Path | None = None
+    star_rays: int | None = None
 
 
 def crop_size(pairs, largest: int = TrainSettings.crop) -> int:
@@ -125,6 +130,7 @@ def model_and_pairs(
     encoder: str = "compact",
     name: str | None = None,
     encoder_weights: Path | None = None,
+    star_rays: int | None = None,
 ):
     """Build or load the network to train, and load its pairs normalised as it expects.
 
@@ -141,13 +147,15 @@ def model_and_pairs(
         The model's name; by default a fine-tuned model keeps its own.
     encoder_weights : pathlib.Path, optional
         Local ImageNet weights for a new network's torchvision encoder.
+    star_rays : int, optional
+        Add a star-convex head with this many rays, if the model has none.
 
     Returns
     -------
     (model, pairs)
 
     """
-    from napari_segnet.models import ModelConfig, create_model, load_model
+    from napari_segnet.models import ModelConfig, create_model, load_model, with_star_head
 
     if start is None:
         config = ModelConfig(encoder=encoder, in_channels=1, name=name or ModelConfig.name)
@@ -159,6 +167,8 @@ def model_and_pairs(
         config = replace(config, object_diameter_px=median_diameter(pairs))
         model = create_model(config, encoder_weights=encoder_weights)
     model.config = config
+    if star_rays is not None:
+        model = with_star_head(model, star_rays)
     return model, pairs
 
 
@@ -196,6 +206,7 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
         encoder=request.encoder,
         name=request.name,
         encoder_weights=request.encoder_weights,
+        star_rays=request.star_rays,
     )
     if not any(p.labels.any() for p in pairs):
         raise ValueError("The training labels are empty: paint or segment some objects first.")
