@@ -67,14 +67,14 @@ def engine_options() -> argparse.ArgumentParser:
     return options
 
 
-def load_model_and_device(args: argparse.Namespace, *, model_option: str = "model"):
+def load_model_and_device(args: argparse.Namespace):
     """Return ``(model, device)`` for ``--model`` and ``--device``."""
     from napari_segnet.inference.devices import select_device
     from napari_segnet.models import load_model
     from napari_segnet.models.bundled import resolve_model
 
     device = select_device(args.device)
-    model, _ = load_model(resolve_model(getattr(args, model_option)), device=device, fuse=True)
+    model, _ = load_model(resolve_model(args.model), device=device, fuse=True)
     return model, device
 
 

@@ -15,6 +15,7 @@ from scipy import ndimage
 from skimage.transform import resize
 
 from napari_segnet.io import MicroscopyImage
+from napari_segnet.io.writer import labels_dtype
 from napari_segnet.postprocess import InstanceSettings, probabilities_to_instances
 from napari_segnet.postprocess.classes import classify_instances
 from napari_segnet.postprocess.stack import link_planes
@@ -134,7 +135,7 @@ BYTES_PER_STAR_MAP = 12
 
 def bytes_per_pixel(config) -> int:
     """Estimated peak memory of segmenting one pixel with a model of this config."""
-    if "star" not in getattr(config, "heads", ("classes",)):
+    if not config.has_star_head:
         return BYTES_PER_PIXEL
     return BYTES_PER_PIXEL + BYTES_PER_STAR_MAP * (1 + config.star_rays)
 
@@ -226,7 +227,7 @@ def iter_segment(
             semantic[(slice(None), *index)] = plane_probabilities["semantic"]
     if settings.link_z and "Z" in label_axes:
         labels = link_planes(labels, label_axes.index("Z"))
-    labels = _compact_dtype(labels)
+    labels = labels.astype(labels_dtype(int(labels.max(initial=0))), copy=False)
     classes = {}
     if semantic is not None:
         classes = classify_instances(labels, semantic, model.config.semantic_classes)
@@ -346,9 +347,3 @@ def make_instances(
     raise ValueError(
         f"The instance method must be 'watershed', 'star' or 'star_seeds', not {method!r}."
     )
-
-
-def _compact_dtype(labels: np.ndarray) -> np.ndarray:
-    if labels.size and labels.max() > np.iinfo(np.uint16).max:
-        return labels.astype(np.uint32, copy=False)
-    return labels.astype(np.uint16)

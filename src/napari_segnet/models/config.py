@@ -121,7 +121,7 @@ class ModelConfig:
                 "The instance method must be 'watershed', 'star' or 'star_seeds', "
                 f"not {self.instance_method!r}."
             )
-        if self.instance_method != "watershed" and "star" not in heads:
+        if self.instance_method != "watershed" and not self.has_star_head:
             raise ValueError(
                 f"The instance method {self.instance_method!r} needs a model with the star head "
                 "(heads ('classes', 'star'))."

@@ -8,6 +8,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import relabel_sequential, watershed
 
+from napari_segnet.io.writer import labels_dtype
+
 
 @dataclass(frozen=True)
 class InstanceSettings:
@@ -52,10 +54,13 @@ def probabilities_to_instances(
     seeds, _ = ndimage.label(interior > settings.seed_threshold)
     # Flood from the seeds downhill in interior probability, never past the foreground.
     labels = watershed(-interior, markers=seeds, mask=foreground)
-    labels = _remove_small_and_fill_holes(labels, settings.min_size)
+    return relabelled(_remove_small_and_fill_holes(labels, settings.min_size))
+
+
+def relabelled(labels: np.ndarray) -> np.ndarray:
+    """Return ``labels`` renumbered 1..n, as uint16 (uint32 only when n > 65535)."""
     labels, _, _ = relabel_sequential(labels)
-    dtype = np.uint16 if labels.max() <= np.iinfo(np.uint16).max else np.uint32
-    return labels.astype(dtype, copy=False)
+    return labels.astype(labels_dtype(int(labels.max(initial=0))), copy=False)
 
 
 def _remove_small_and_fill_holes(labels: np.ndarray, min_size: int) -> np.ndarray:

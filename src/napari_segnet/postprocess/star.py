@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.segmentation import relabel_sequential, watershed
+from skimage.segmentation import watershed
 
-from .instances import InstanceSettings, _remove_small_and_fill_holes
+from .instances import InstanceSettings, _remove_small_and_fill_holes, relabelled
 
 MIN_DISTANCE = 1e-3  # px; StarDist clamps predicted distances to this before NMS
 STARDIST_MISSING = (
@@ -121,7 +121,7 @@ def star_to_instances(
 
     """
     points, probabilities, distances = star_polygons(prob, dist, settings)
-    return _finish(_draw(points, probabilities, distances, np.shape(prob)))
+    return relabelled(_draw(points, probabilities, distances, np.shape(prob)))
 
 
 def star_seeded_watershed(
@@ -186,7 +186,7 @@ def star_seeded_watershed(
         free = markers[rows, cols] == 0
         markers[rows[free], cols[free]] = missing[free] + 1
     labels = watershed(-interior, markers=markers, mask=foreground)
-    return _finish(_remove_small_and_fill_holes(labels, instance_settings.min_size))
+    return relabelled(_remove_small_and_fill_holes(labels, instance_settings.min_size))
 
 
 def _candidates(prob: np.ndarray) -> np.ndarray:
@@ -216,12 +216,6 @@ def _draw(points, probabilities, distances, shape) -> np.ndarray:
         return np.zeros(shape, np.int32)
     _, polygons_to_label = _stardist()
     return polygons_to_label(distances, points, shape=shape, prob=probabilities)
-
-
-def _finish(labels: np.ndarray) -> np.ndarray:
-    labels, _, _ = relabel_sequential(labels)
-    dtype = np.uint16 if labels.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
-    return labels.astype(dtype, copy=False)
 
 
 def _stardist():

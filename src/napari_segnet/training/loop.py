@@ -79,7 +79,7 @@ def iter_train(
         state = saved["state"]
 
     provenance = {**(provenance or {}), "settings": asdict(settings)}
-    star_rays = model.config.star_rays if _has_star_head(model) else None
+    star_rays = model.config.star_rays if model.config.has_star_head else None
     started = time.perf_counter()
     for epoch in range(state["epoch"], settings.epochs):
         sampler = AugmentedSampler(
@@ -141,11 +141,6 @@ def iter_train(
         "best_epoch": state["best_epoch"],
         "history": state["history"],
     }
-
-
-def _has_star_head(model) -> bool:
-    """Whether ``model`` also predicts star-convex polygons and so trains on their targets."""
-    return "star" in getattr(model.config, "heads", ())
 
 
 def _check_same_run(saved: dict, current: dict, path: Path) -> None:
