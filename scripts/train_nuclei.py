@@ -34,7 +34,8 @@ VALIDATION_FRACTION = 0.15
 REPORT_FRACTION = 0.5  # of the held-out images
 
 
-def load_dsb(root: Path):
+def split_rows(root: Path) -> dict[str, list[dict]]:
+    """The manifest rows of each split: ``train``, ``tuning`` and ``report``."""
     with open(root / "manifest.csv") as handle:
         rows = list(csv.DictReader(handle))
     held_out = split_validation(
@@ -50,15 +51,27 @@ def load_dsb(root: Path):
         groups=[r["class"] for r in held],
         always=(SAMPLE_ID,),
     )
-    train, tuning, report_ids = [], [], sorted(report)
+    return {
+        "train": [r for r in rows if r["id"] not in held_out],
+        "tuning": [r for r in held if r["id"] not in report],
+        "report": [r for r in held if r["id"] in report],
+    }
+
+
+def load_pairs(root: Path, rows: list[dict]):
+    pairs = []
     for row in rows:
-        if row["id"] in report:
-            continue  # never loaded here: nothing is chosen on the report split
         image = tifffile.imread(root / "images" / f"{row['id']}.tif")
         labels = tifffile.imread(root / "masks" / f"{row['id']}.tif")
-        pair = make_pair(image, labels, name=row["id"], group=row["class"])
-        (tuning if row["id"] in held_out else train).append(pair)
-    return train, tuning, report_ids
+        pairs.append(make_pair(image, labels, name=row["id"], group=row["class"]))
+    return pairs
+
+
+def load_dsb(root: Path):
+    """Training and tuning pairs, and the report ids (never loaded: nothing is chosen on them)."""
+    splits = split_rows(root)
+    report_ids = sorted(r["id"] for r in splits["report"])
+    return load_pairs(root, splits["train"]), load_pairs(root, splits["tuning"]), report_ids
 
 
 def main() -> None:

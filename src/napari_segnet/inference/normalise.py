@@ -8,6 +8,8 @@ and inference data, so the network always sees what it was trained on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 RGB_LUMINANCE = np.array([0.299, 0.587, 0.114])
@@ -46,15 +48,44 @@ def normalise(
     ndarray of float32
 
     """
-    gray = to_gray(plane)
-    if not np.isfinite(gray).all():
-        gray = np.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
-    sample = gray[:: max(1, gray.shape[0] // 512), :: max(1, gray.shape[1] // 512)]
+    return normalisation_of(plane, percentiles, invert=invert).apply(plane)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """How a plane is scaled: ``low`` and ``high`` map to 0 and 1, then maybe inverted."""
+
+    low: float
+    high: float
+    invert: bool
+
+    def apply(self, plane: np.ndarray) -> np.ndarray:
+        """Return a plane, or any region of it, scaled to the network's float32 input."""
+        gray = _finite(to_gray(plane))
+        scaled = (gray - self.low) / max(float(self.high - self.low), 1e-6)
+        return (1.0 - scaled if self.invert else scaled).astype(np.float32, copy=False)
+
+
+def normalisation_of(
+    plane, percentiles: tuple[float, float] = (1.0, 99.8), *, invert: bool | None = None
+) -> Normalisation:
+    """Return the :class:`Normalisation` of a plane (see :func:`normalise`).
+
+    Only a regular grid of about 512 × 512 of its pixels is read, so ``plane``
+    may be a lazy (dask, zarr, memory-mapped) array of any size.
+    """
+    step_y, step_x = (max(1, n // 512) for n in plane.shape[:2])
+    sample = _finite(to_gray(np.asarray(plane[::step_y, ::step_x])))
     low, high = np.percentile(sample, percentiles)
-    scaled = (gray - low) / max(float(high - low), 1e-6)
     if invert is None:
         invert = bool(high > low and _background_level(sample, low, high) > (low + high) / 2)
-    return (1.0 - scaled if invert else scaled).astype(np.float32, copy=False)
+    return Normalisation(low, high, bool(invert))
+
+
+def _finite(gray: np.ndarray) -> np.ndarray:
+    if not np.isfinite(gray).all():
+        return np.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
+    return gray
 
 
 def _background_level(sample: np.ndarray, low: float, high: float) -> float:

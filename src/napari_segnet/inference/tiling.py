@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Generator
 from contextlib import nullcontext
 
@@ -82,47 +83,194 @@ def iter_predict_tiled(
         Use bfloat16/float16 autocast on CUDA.
 
     """
-    import torch
+    predictor = TiledPredictor(
+        model,
+        lambda rows, columns: plane[rows, columns],
+        plane.shape,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        autocast=autocast,
+    )
+    return (yield from predictor.iter_window(slice(0, plane.shape[0]), slice(0, plane.shape[1])))
 
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    multiple = model.size_multiple
-    tile = int(np.ceil(tile / multiple) * multiple)
-    # Tiles that start on the network's stride grid compute exactly what the whole
-    # image computes away from their borders: keep the overlap a multiple too.
-    overlap = min(int(np.ceil(overlap / multiple) * multiple), tile - multiple)
-    padded, crop = _pad_to_tiles(plane, tile, multiple)
-    height, width = padded.shape
-    th, tw = min(tile, height), min(tile, width)
-    corners = [
-        (y, x) for y in tile_starts(height, th, overlap) for x in tile_starts(width, tw, overlap)
-    ]
-    window = blending_window((th, tw), overlap if len(corners) > 1 else 0)
-    sums: dict[str, np.ndarray] = {}
-    weight = np.zeros((height, width), np.float32)
-    use_autocast = autocast and device.type == "cuda"
-    dtype = torch.bfloat16 if use_autocast and torch.cuda.is_bf16_supported() else torch.float16
-    for start in range(0, len(corners), batch_size):
-        batch_corners = corners[start : start + batch_size]
-        batch = np.stack([padded[y : y + th, x : x + tw] for y, x in batch_corners])[:, None]
-        inputs = torch.from_numpy(batch).to(device).contiguous(memory_format=torch.channels_last)
+
+class TiledPredictor:
+    """Network outputs for any window of a plane, blended as over the whole plane.
+
+    The tiles lie on one grid over the whole (padded) plane, whatever window is
+    asked for, and every pixel sums its tiles in the same order: a window's
+    outputs are those of :func:`iter_predict_tiled` on the whole plane, cut to
+    the window. So a plane can be predicted block by block, reading only the
+    tiles a block needs. Tiles shared by neighbouring windows are kept in a
+    cache of at most ``cache_bytes`` (least recently used ones go first) instead
+    of being computed again.
+
+    Parameters
+    ----------
+    model : SegNet
+        In ``eval`` mode.
+    read : callable
+        ``read(rows, columns)`` returns the normalised float32 input of a
+        region of the plane (two slices within ``shape``).
+    shape : tuple of int
+        ``(Y, X)`` of the whole plane.
+    tile, overlap, batch_size, device, autocast
+        As in :func:`iter_predict_tiled`.
+    cache_bytes : int
+        Memory for tiles kept for later windows (0: none).
+
+    """
+
+    def __init__(
+        self,
+        model,
+        read,
+        shape: tuple[int, int],
+        *,
+        tile: int = TILE,
+        overlap: int = OVERLAP,
+        batch_size: int = BATCH_SIZE,
+        device=None,
+        autocast: bool = True,
+        cache_bytes: int = 0,
+    ):
+        import torch
+
+        self.model, self.read, self.shape = model, read, tuple(int(n) for n in shape)
+        self.device = (
+            torch.device(device) if device is not None else next(model.parameters()).device
+        )
+        self.multiple = multiple = model.size_multiple
+        tile = int(np.ceil(tile / multiple) * multiple)
+        # Tiles that start on the network's stride grid compute exactly what the whole
+        # image computes away from their borders: keep the overlap a multiple too.
+        overlap = min(int(np.ceil(overlap / multiple) * multiple), tile - multiple)
+        self.padded = tuple(max(int(np.ceil(n / multiple) * multiple), multiple) for n in shape)
+        height, width = self.padded
+        self.tile_shape = (min(tile, height), min(tile, width))
+        self.rows = tile_starts(height, self.tile_shape[0], overlap)
+        self.columns = tile_starts(width, self.tile_shape[1], overlap)
+        several = len(self.rows) * len(self.columns) > 1
+        self.window = blending_window(self.tile_shape, overlap if several else 0)
+        self.batch_size, self.autocast = batch_size, autocast
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
+        self._cached_bytes = 0
+
+    def corners(self, rows: slice, columns: slice) -> list[tuple[int, int]]:
+        """Top-left corners of the tiles that overlap a window, in raster order."""
+        th, tw = self.tile_shape
+        return [
+            (y, x)
+            for y in self.rows
+            if y < rows.stop and y + th > rows.start
+            for x in self.columns
+            if x < columns.stop and x + tw > columns.start
+        ]
+
+    def iter_window(
+        self, rows: slice, columns: slice
+    ) -> Generator[Progress, None, dict[str, np.ndarray]]:
+        """Yield progress per batch of tiles; return the outputs of a window of the plane."""
+        th, tw = self.tile_shape
+        corners = self.corners(rows, columns)
+        height, width = rows.stop - rows.start, columns.stop - columns.start
+        sums: dict[str, np.ndarray] = {}
+        weight = np.zeros((height, width), np.float32)
+        missing = [corner for corner in corners if corner not in self._cache]
+        computed: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        to_compute, done = len(missing), 0
+        for corner in corners:
+            if corner not in computed and corner not in self._cache:
+                batch, missing = missing[: self.batch_size], missing[self.batch_size :]
+                computed.update(self._predict(batch))
+                done += len(batch)
+                yield Progress(done, to_compute, "predicting tiles")
+            outputs = computed.pop(corner, None)
+            if outputs is None:
+                outputs = self._cache[corner]
+                self._cache.move_to_end(corner)
+            else:
+                self._remember(corner, outputs)
+            y, x = corner
+            # The part of the tile inside the window, in window and in tile coordinates.
+            y0, y1 = max(y, rows.start), min(y + th, rows.stop)
+            x0, x1 = max(x, columns.start), min(x + tw, columns.stop)
+            inside = (
+                slice(y0 - rows.start, y1 - rows.start),
+                slice(x0 - columns.start, x1 - columns.start),
+            )
+            part = (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x))
+            for key, weighted in outputs.items():
+                total = sums.setdefault(
+                    key, np.zeros((weighted.shape[0], height, width), np.float32)
+                )
+                total[(slice(None), *inside)] += weighted[(slice(None), *part)]
+            weight[inside] += self.window[part]
+        result = {}
+        for key in list(sums):
+            total = sums.pop(key)  # divide in place: star distances are large (R values a pixel)
+            total /= weight
+            result[key] = total[0] if key in SINGLE_CHANNEL else total
+        return result
+
+    def _predict(self, corners: list[tuple[int, int]]) -> dict[tuple[int, int], dict]:
+        """Return the window-weighted network outputs of some tiles."""
+        import torch
+
+        th, tw = self.tile_shape
+        top, left = min(y for y, _ in corners), min(x for _, x in corners)
+        bottom, right = max(y for y, _ in corners) + th, max(x for _, x in corners) + tw
+        region = self._read_padded(top, bottom, left, right)
+        batch = np.stack(
+            [region[y - top : y - top + th, x - left : x - left + tw] for y, x in corners]
+        )
+        inputs = torch.from_numpy(batch[:, None]).to(self.device)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+        device = self.device
+        use_autocast = self.autocast and device.type == "cuda"
+        dtype = torch.bfloat16 if use_autocast and torch.cuda.is_bf16_supported() else torch.float16
         # No autocast context at all unless it is used: not every device type supports one.
         mixed = torch.autocast(device.type, dtype=dtype) if use_autocast else nullcontext()
         with torch.inference_mode(), mixed:
-            outputs = model(inputs)
+            outputs = self.model(inputs)
+        result: dict[tuple[int, int], dict] = {corner: {} for corner in corners}
         for key, raw in outputs.items():
             values = _activation(key)(raw.float()).cpu().numpy()
-            total = sums.setdefault(key, np.zeros((raw.shape[1], height, width), np.float32))
-            for (y, x), v in zip(batch_corners, values):
-                total[:, y : y + th, x : x + tw] += v * window
-        for y, x in batch_corners:
-            weight[y : y + th, x : x + tw] += window
-        yield Progress(min(start + batch_size, len(corners)), len(corners), "predicting tiles")
-    result = {}
-    for key in list(sums):
-        total = sums.pop(key)  # divide in place: star distances are large (R values a pixel)
-        total /= weight
-        result[key] = total[(0 if key in SINGLE_CHANNEL else slice(None), *crop)]
-    return result
+            for corner, v in zip(corners, values):
+                result[corner][key] = v * self.window
+        return result
+
+    def _read_padded(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        """Read a region of the plane, reflect-padded past its end as the whole plane is."""
+        height, width = self.shape
+        # Reflection needs the rows (columns) it mirrors: read enough before the end.
+        pad = self.multiple
+        rows = slice(
+            min(top, max(0, height - 2 * pad)) if bottom > height else top, min(bottom, height)
+        )
+        columns = slice(
+            min(left, max(0, width - 2 * pad)) if right > width else left, min(right, width)
+        )
+        region = np.asarray(self.read(rows, columns), dtype=np.float32)
+        extra = [(0, max(0, bottom - height)), (0, max(0, right - width))]
+        if any(after for _, after in extra):
+            mode = "reflect" if min(height, width) > 1 else "edge"
+            region = np.pad(region, extra, mode=mode)
+        region = region[top - rows.start :, left - columns.start :]
+        return np.ascontiguousarray(region, dtype=np.float32)
+
+    def _remember(self, corner: tuple[int, int], outputs: dict[str, np.ndarray]) -> None:
+        size = sum(v.nbytes for v in outputs.values())
+        if size > self.cache_bytes:
+            return
+        self._cache[corner] = outputs
+        self._cached_bytes += size
+        while self._cached_bytes > self.cache_bytes:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= sum(v.nbytes for v in dropped.values())
 
 
 SINGLE_CHANNEL = {"star_prob"}  # returned as (Y, X)
@@ -141,13 +289,3 @@ def _activation(key: str):
     if key not in activations:
         raise ValueError(f"The network returned an output {key!r} that cannot be tiled.")
     return activations[key]
-
-
-def _pad_to_tiles(plane: np.ndarray, tile: int, multiple: int):
-    """Reflect-pad so every side is a multiple of the network's stride and ≥ its minimum."""
-    height, width = plane.shape
-    target = [max(int(np.ceil(n / multiple) * multiple), multiple) for n in (height, width)]
-    pad = [(0, t - n) for t, n in zip(target, (height, width))]
-    mode = "reflect" if min(height, width) > 1 else "edge"
-    padded = np.pad(plane, pad, mode=mode) if any(p for _, p in pad) else plane
-    return np.ascontiguousarray(padded, dtype=np.float32), (slice(0, height), slice(0, width))

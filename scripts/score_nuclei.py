@@ -1,0 +1,68 @@
+"""Score model files on a split of DSB2018 with each instance method, per modality.
+
+    python scripts/score_nuclei.py MODEL.safetensors [MODEL ...] \
+        [--split tuning] [--methods watershed,star,star_seeds]
+
+The splits are those of `scripts/train_nuclei.py`. Choose checkpoints, methods and thresholds on
+`tuning`; `--split report` is for the numbers that are published, once the choice is made.
+Scores are pooled AP (StarDist's matching) at IoU 0.5, 0.75 and 0.9 and the mean over 0.5–0.9.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from train_nuclei import CLASS_SHARES, load_pairs, split_rows
+
+from napari_segnet.inference.segment import segment_normalised
+from napari_segnet.metrics import evaluate
+from napari_segnet.models import load_model
+from napari_segnet.progress import drain
+
+
+def scores(truths, predictions) -> dict[str, float]:
+    pooled = evaluate(truths, predictions)["pooled"]
+    return {
+        "ap50": round(pooled[0.5]["ap"], 4),
+        "ap75": round(pooled[0.75]["ap"], 4),
+        "ap90": round(pooled[0.9]["ap"], 4),
+        "ap_mean": round(float(np.mean([r["ap"] for r in pooled.values()])), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", type=Path, nargs="+")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018/train"))
+    parser.add_argument("--split", choices=("tuning", "report"), default="tuning")
+    parser.add_argument("--methods", default="")
+    args = parser.parse_args()
+
+    pairs = load_pairs(args.data, split_rows(args.data)[args.split])
+    for path in args.models:
+        model, _ = load_model(path)
+        model.eval()
+        methods = args.methods.split(",") if args.methods else [model.config.instance_method]
+        for method in methods:
+            model.config = dataclasses.replace(model.config, instance_method=method)
+            started = time.perf_counter()
+            predictions = [drain(segment_normalised(model, p.image))[0] for p in pairs]
+            seconds = time.perf_counter() - started
+            truths = [p.labels for p in pairs]
+            record = {"model": str(path), "method": method, "split": args.split}
+            record["all"] = scores(truths, predictions)
+            for group in CLASS_SHARES:
+                chosen = [i for i, p in enumerate(pairs) if p.group == group]
+                record[group] = scores(
+                    [truths[i] for i in chosen], [predictions[i] for i in chosen]
+                )
+            record["images"] = len(pairs)
+            record["seconds"] = round(seconds, 1)
+            print(json.dumps(record), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Blocks of a big plane: their geometry, and which objects each block keeps.
+
+A block is a *core* (the blocks' cores tile the plane) and a *context*: the
+core with a halo around it. Instances are made on the whole context, and a
+block keeps the objects whose first pixel (in raster order) lies in its core,
+so every object is kept by exactly one block and is whole, unless it reaches
+the edge of the context: then it may be larger than the halo and is counted as
+*oversized*.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BLOCK = 2048  # core edge in pixels
+MIN_HALO = 128
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block: ``core`` and ``context`` are ``(rows, columns)`` slices of the plane."""
+
+    index: int
+    core: tuple[slice, slice]
+    context: tuple[slice, slice]
+
+
+@dataclass
+class BlockObjects:
+    """The objects a block keeps.
+
+    Attributes
+    ----------
+    block : Block
+    origin : tuple of int
+        Plane coordinates of ``patch[0, 0]``.
+    patch : ndarray of uint32
+        The kept objects numbered ``1..count`` (0 elsewhere), cut to their
+        bounding box.
+    count : int
+        Number of objects kept.
+    oversized : int
+        Kept objects that reach the edge of the context (they may be cut).
+    table : pandas.DataFrame or None
+        Their measurements (``label`` 1..count, plane coordinates).
+    classes : dict
+        Semantic class per kept object (``label``, ``class``,
+        ``class_probability``), for models with semantic classes.
+    skipped : bool
+        The context was one constant value and was not segmented.
+
+    """
+
+    block: Block
+    origin: tuple[int, int] = (0, 0)
+    patch: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint32))
+    count: int = 0
+    oversized: int = 0
+    table: object = None
+    classes: dict = field(default_factory=dict)
+    skipped: bool = False
+
+
+def default_halo(model) -> int:
+    """Halo for a model: six of its typical object diameters, at least ``MIN_HALO`` pixels."""
+    diameter = getattr(model.config, "object_diameter_px", None) or 32
+    return max(MIN_HALO, int(math.ceil(6 * diameter / 16) * 16))
+
+
+def plan_blocks(shape: tuple[int, int], block: int = BLOCK, halo: int = MIN_HALO) -> list[Block]:
+    """Cut a plane into blocks in raster order."""
+    if block < 16 or halo < 0:
+        raise ValueError(f"Blocks need an edge of at least 16 pixels and a halo ≥ 0, not {block}.")
+    height, width = shape
+    blocks = []
+    for y in range(0, height, block):
+        for x in range(0, width, block):
+            core = (slice(y, min(y + block, height)), slice(x, min(x + block, width)))
+            context = (
+                slice(max(0, y - halo), min(y + block + halo, height)),
+                slice(max(0, x - halo), min(x + block + halo, width)),
+            )
+            blocks.append(Block(len(blocks), core, context))
+    return blocks
+
+
+def kept_objects(labels: np.ndarray, block: Block, shape: tuple[int, int]) -> BlockObjects:
+    """Return the objects of a context's labels that ``block`` keeps, numbered 1..n."""
+    rows, columns = block.context
+    flat = labels.ravel()
+    foreground = np.flatnonzero(flat)
+    if foreground.size == 0:
+        return BlockObjects(block)
+    ids, first = np.unique(flat[foreground], return_index=True)
+    y, x = np.unravel_index(foreground[first], labels.shape)
+    y, x = y + rows.start, x + columns.start
+    core_rows, core_columns = block.core
+    kept = (
+        (core_rows.start <= y)
+        & (y < core_rows.stop)
+        & (core_columns.start <= x)
+        & (x < core_columns.stop)
+    )
+    count = int(kept.sum())
+    if count == 0:
+        return BlockObjects(block)
+    lookup = np.zeros(int(ids[-1]) + 1, np.uint32)
+    lookup[ids[kept]] = np.arange(1, count + 1, dtype=np.uint32)
+    local = lookup[labels]
+    inside_rows = np.flatnonzero(local.any(axis=1))
+    inside_columns = np.flatnonzero(local.any(axis=0))
+    top, bottom = inside_rows[0], inside_rows[-1] + 1
+    left, right = inside_columns[0], inside_columns[-1] + 1
+    patch = np.ascontiguousarray(local[top:bottom, left:right])
+    # Kept objects on an edge of the context that is not the plane's edge may be cut.
+    edges = []
+    if rows.start > 0:
+        edges.append(local[0])
+    if rows.stop < shape[0]:
+        edges.append(local[-1])
+    if columns.start > 0:
+        edges.append(local[:, 0])
+    if columns.stop < shape[1]:
+        edges.append(local[:, -1])
+    on_edge = np.unique(np.concatenate(edges)) if edges else np.zeros(0, np.uint32)
+    oversized = int(np.count_nonzero(on_edge))
+    origin = (int(rows.start + top), int(columns.start + left))
+    return BlockObjects(block, origin, patch, count, oversized)

@@ -1,0 +1,266 @@
+"""Segment a big plane block by block in bounded memory, with the objects of the whole plane.
+
+Three things make the blocks add up to what :func:`~napari_segnet.inference.segment.iter_segment`
+gives for the whole plane (up to the numbering of the objects):
+
+- the normalisation comes from the same sample of the whole plane
+  (:func:`~napari_segnet.inference.normalise.normalisation_of`);
+- network outputs come from :class:`~napari_segnet.inference.tiling.TiledPredictor`, whose tiles lie
+  on the whole plane's grid and are blended in the same order, so they are the same numbers (tiles
+  shared by neighbouring blocks are kept, not computed twice);
+- instances are made on each block's context (its core plus a halo), and each object is kept by the
+  block that holds its first pixel (see :mod:`napari_segnet.inference.blocks`).
+
+Objects that reach the edge of a context may be larger than the halo and cut: they are counted,
+and the caller says so. Blocks whose context is one constant value (a slide's empty background) are
+not segmented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_segnet.io import MicroscopyImage
+from napari_segnet.progress import Progress, relay
+
+from .blocks import BLOCK, Block, BlockObjects, default_halo, kept_objects, plan_blocks
+from .normalise import Normalisation, normalisation_of
+from .segment import (
+    SegmentSettings,
+    choose_channel,
+    instance_method_of,
+    instance_settings_of,
+    make_instances,
+    rescale_factor,
+)
+from .tiling import TiledPredictor
+
+# Planes with more pixels than this are segmented block by block by the command line.
+STREAM_PIXELS = 4096 * 4096
+# Memory for network outputs of tiles that the next blocks share.
+TILE_CACHE_BYTES = 512 * 2**20
+
+
+@dataclass(frozen=True)
+class PlaneSource:
+    """What a block reads from a (lazy) single-plane image.
+
+    Attributes
+    ----------
+    image : MicroscopyImage
+        The image; its ``data`` may be lazy (dask, zarr, memory map).
+    channel : int or None
+        The channel segmented.
+    normalisation : Normalisation
+        For the whole plane.
+
+    """
+
+    image: MicroscopyImage
+    channel: int | None
+    normalisation: Normalisation
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(Y, X)`` of the plane."""
+        axes, shape = self.image.axes, self.image.data.shape
+        return shape[axes.index("Y")], shape[axes.index("X")]
+
+    def region(self, rows: slice, columns: slice, *, every_channel: bool = False) -> np.ndarray:
+        """Read a region: of the segmented channel, or with every channel."""
+        index = []
+        for axis in self.image.axes:
+            if axis == "Y":
+                index.append(rows)
+            elif axis == "X":
+                index.append(columns)
+            elif axis == "C" and self.channel is not None and not every_channel:
+                index.append(self.channel)
+            else:
+                index.append(slice(None))
+        return np.asarray(self.image.data[tuple(index)])
+
+    def normalised(self, rows: slice, columns: slice) -> np.ndarray:
+        """Return the network's input for a region."""
+        return self.normalisation.apply(self.region(rows, columns))
+
+
+def plane_source(image: MicroscopyImage, model, settings: SegmentSettings) -> PlaneSource:
+    """Check that ``image`` can be segmented block by block and prepare reading it.
+
+    Raises
+    ------
+    ValueError
+        For images with more than one plane, and for a ``diameter`` that asks
+        for rescaling (not done block by block).
+
+    """
+    channel = choose_channel(image, settings.channel)
+    planar = image.axes.replace("C", "").replace("S", "")
+    if planar != "YX":
+        raise ValueError(
+            f"Block-by-block segmentation takes one 2-D plane, not axes {image.axes}; "
+            "segment the planes one at a time."
+        )
+    if rescale_factor(model, image, settings) != 1.0:
+        raise ValueError(
+            "Block-by-block segmentation does not rescale: leave out the diameter, "
+            "or rescale the image first."
+        )
+    data = image.data
+    if channel is not None:
+        data = data[tuple(channel if a == "C" else slice(None) for a in image.axes)]
+    percentiles = model.config.normalise_percentiles
+    return PlaneSource(image, channel, normalisation_of(data, percentiles, invert=settings.invert))
+
+
+@dataclass(frozen=True)
+class BlockSettings:
+    """How :func:`iter_segment_block` makes and keeps objects."""
+
+    method: str
+    instances: object
+    star: object = None
+    class_names: tuple[str, ...] = ()
+    measure: bool = True
+    channel_names: tuple[str, ...] = ()
+    spacing: tuple[float, float] | None = None
+
+
+def block_settings(
+    model, source: PlaneSource, settings: SegmentSettings, *, measure: bool = True, spacing=None
+) -> BlockSettings:
+    """Return the :class:`BlockSettings` of a model and image."""
+    return BlockSettings(
+        method=instance_method_of(model),
+        instances=settings.instances or instance_settings_of(model),
+        class_names=tuple(getattr(model.config, "semantic_classes", ()) or ()),
+        measure=measure,
+        channel_names=tuple(source.image.channel_names),
+        spacing=tuple(spacing) if spacing is not None else None,
+    )
+
+
+def iter_segment_block(
+    predictor: TiledPredictor, source: PlaneSource, block: Block, settings: BlockSettings
+) -> Generator[Progress, None, BlockObjects]:
+    """Segment one block's context; return the objects the block keeps, measured."""
+    from napari_segnet.postprocess.classes import classify_instances
+
+    rows, columns = block.context
+    context = source.region(rows, columns)
+    if context.min() == context.max():  # e.g. a slide's empty background
+        return BlockObjects(block, skipped=True)
+    del context
+    outputs = yield from predictor.iter_window(rows, columns)
+    labels = make_instances(outputs, settings.method, settings.instances, settings.star)
+    kept = kept_objects(labels, block, source.shape)
+    if kept.count == 0:
+        return kept
+    y0, x0 = kept.origin[0] - rows.start, kept.origin[1] - columns.start
+    inside = (slice(y0, y0 + kept.patch.shape[0]), slice(x0, x0 + kept.patch.shape[1]))
+    if "semantic" in outputs:
+        kept.classes = classify_instances(
+            kept.patch, outputs["semantic"][(slice(None), *inside)], settings.class_names
+        )
+    if settings.measure:
+        kept.table = _measure(kept, source, settings)
+    return kept
+
+
+def _measure(kept: BlockObjects, source: PlaneSource, settings: BlockSettings):
+    """Measure the kept objects against every channel, in plane coordinates."""
+    from napari_segnet.measure import measure
+
+    (top, left), (height, width) = kept.origin, kept.patch.shape
+    image = source.image
+    intensities = source.region(
+        slice(top, top + height), slice(left, left + width), every_channel=True
+    )
+    table = measure(
+        kept.patch,
+        intensities,
+        axes="YX",
+        channel_axis=image.channel_axis,
+        channel_names=list(settings.channel_names) or None,
+        spacing=settings.spacing,
+    )
+    for axis, offset in (("y", top), ("x", left)):
+        for column in (f"centroid_{axis}_px", f"bbox_{axis}_min", f"bbox_{axis}_max"):
+            table[column] += offset
+    if settings.spacing is not None:
+        for axis, size in zip("yx", settings.spacing):
+            table[f"centroid_{axis}_um"] = table[f"centroid_{axis}_px"] * size
+    return table
+
+
+@dataclass
+class StreamSummary:
+    """What block-by-block segmentation found: objects, cut ones, empty blocks."""
+
+    objects: int = 0
+    oversized: int = 0
+    blocks: int = 0
+    skipped: int = 0
+    halo: int = 0
+
+
+def iter_segment_streamed(
+    image: MicroscopyImage,
+    model,
+    settings: SegmentSettings,
+    add: Callable[[BlockObjects, int], object],
+    *,
+    device=None,
+    block: int = BLOCK,
+    halo: int | None = None,
+    measure: bool = True,
+    spacing=None,
+) -> Generator[Progress, None, StreamSummary]:
+    """Segment a single-plane image block by block; hand each block's objects to ``add``.
+
+    ``add(objects, final_row)`` is called for every block in raster order;
+    ``objects.patch`` holds labels 1..count, to be shifted by the number of
+    objects handed over before; no later block paints rows above
+    ``final_row``. Yields progress in thousandths of a block.
+
+    Returns
+    -------
+    StreamSummary
+
+    """
+    source = plane_source(image, model, settings)
+    halo = default_halo(model) if halo is None else int(halo)
+    blocks = plan_blocks(source.shape, block, halo)
+    predictor = TiledPredictor(
+        model,
+        source.normalised,
+        source.shape,
+        tile=settings.tile,
+        overlap=settings.overlap,
+        batch_size=settings.batch_size,
+        device=device,
+        cache_bytes=TILE_CACHE_BYTES,
+    )
+    per_block = block_settings(model, source, settings, measure=measure, spacing=spacing)
+    summary = StreamSummary(blocks=len(blocks), halo=halo)
+    for number, current in enumerate(blocks):
+        objects = yield from relay(
+            iter_segment_block(predictor, source, current, per_block),
+            lambda event, number=number: Progress(
+                number * 1000 + int(1000 * event.done / max(event.total, 1)),
+                len(blocks) * 1000,
+                f"segmenting block {number + 1} of {len(blocks)}",
+            ),
+        )
+        later = blocks[number + 1 :]
+        final_row = min((b.context[0].start for b in later), default=source.shape[0])
+        add(objects, final_row)
+        summary.objects += objects.count
+        summary.oversized += objects.oversized
+        summary.skipped += objects.skipped
+        yield Progress((number + 1) * 1000, len(blocks) * 1000, f"segmented block {number + 1}")
+    return summary

@@ -1,0 +1,183 @@
+"""Write a large label image as a tiled BigTIFF, row of tiles by row of tiles."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+TIFF_TILE = 256
+_DONE = object()
+
+
+class TiledLabelsWriter:
+    """Assemble labels from patches and stream them into a tiled, calibrated BigTIFF.
+
+    Patches may arrive in any order and overlap rows that are still open; a row
+    of tiles is written (zlib, on a background thread) once :meth:`rows_final`
+    says nothing more will be painted on it, and then leaves memory. So memory
+    holds only the open rows: about ``width × (rows open) × 4`` bytes.
+
+    The file is an OME-TIFF (uint32, one ``YX`` plane) with the pixel size in
+    its OME metadata and resolution tags, which Fiji (Bio-Formats), QuPath and
+    napari read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where to write. Use it inside :func:`napari_segnet.io.atomic_path`:
+        a file that is not closed with :meth:`close` is incomplete.
+    shape : tuple of int
+        ``(Y, X)`` of the label image.
+    spacing : tuple of float, optional
+        ``(y, x)`` pixel size in micrometres.
+    tile : int
+        TIFF tile edge (a multiple of 16).
+
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        shape: tuple[int, int],
+        *,
+        spacing: tuple[float, float] | None = None,
+        tile: int = TIFF_TILE,
+    ):
+        self.path, self.shape, self.tile = Path(path), tuple(int(n) for n in shape), tile
+        self.spacing = spacing
+        self._open: dict[int, np.ndarray] = {}  # tile row -> (tile, width) labels
+        self._next_row = 0  # the first tile row not yet handed to the writer
+        self._rows: queue.Queue = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._aborted = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+        self._thread.start()
+
+    @property
+    def tile_rows(self) -> int:
+        """Number of rows of tiles in the image."""
+        return -(-self.shape[0] // self.tile)
+
+    def paint(self, patch: np.ndarray, origin: tuple[int, int], offset: int = 0) -> None:
+        """Write the nonzero pixels of ``patch`` (plus ``offset``) at ``origin``."""
+        top, left = origin
+        if top < self._next_row * self.tile:
+            raise ValueError("A patch was painted on rows already written.")
+        mask = patch > 0
+        values = patch.astype(np.uint32) + np.uint32(offset)
+        first, last = top // self.tile, (top + patch.shape[0] - 1) // self.tile
+        for row in range(first, last + 1):
+            canvas = self._open.get(row)
+            if canvas is None:
+                canvas = self._open[row] = np.zeros((self.tile, self.shape[1]), np.uint32)
+            y0, y1 = max(top, row * self.tile), min(top + patch.shape[0], (row + 1) * self.tile)
+            source = slice(y0 - top, y1 - top)
+            target = (
+                slice(y0 - row * self.tile, y1 - row * self.tile),
+                slice(left, left + patch.shape[1]),
+            )
+            np.copyto(canvas[target], values[source], where=mask[source])
+
+    def rows_final(self, y: int) -> None:
+        """Say that no patch will touch rows above ``y``: write their tiles."""
+        while self._next_row < self.tile_rows and (self._next_row + 1) * self.tile <= y:
+            self._hand_over(self._next_row)
+        if y >= self.shape[0]:
+            while self._next_row < self.tile_rows:
+                self._hand_over(self._next_row)
+
+    def close(self) -> None:
+        """Write every remaining row and finish the file; raise what the writer raised."""
+        self.rows_final(self.shape[0])
+        self._put(_DONE)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop writing (the file stays incomplete); safe to call more than once."""
+        self._aborted.set()
+        try:
+            self._rows.put_nowait(_DONE)
+        except queue.Full:
+            pass
+        self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _hand_over(self, row: int) -> None:
+        canvas = self._open.pop(row, None)
+        self._put(row if canvas is None else canvas)
+        self._next_row = row + 1
+
+    def _put(self, item) -> None:
+        while not self._aborted.is_set():
+            if self._error is not None:
+                raise self._error
+            try:
+                self._rows.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _tiles(self):
+        """Yield the TIFF's tiles in order, a row at a time as rows are handed over."""
+        width, tile = self.shape[1], self.tile
+        empty = np.zeros((tile, tile), np.uint32)
+        for _ in range(self.tile_rows):
+            item = self._rows.get()
+            if item is _DONE or self._aborted.is_set():
+                raise InterruptedError("Writing the labels was stopped.")
+            for x in range(0, width, tile):
+                if isinstance(item, int):  # a row nothing was painted on
+                    yield empty
+                    continue
+                part = item[:, x : x + tile]
+                if part.shape[1] < tile:
+                    part = np.pad(part, ((0, 0), (0, tile - part.shape[1])))
+                yield np.ascontiguousarray(part)
+
+    def _write(self) -> None:
+        metadata: dict = {"axes": "YX"}
+        resolution = None
+        if self.spacing is not None:
+            y, x = (float(s) for s in self.spacing)
+            metadata |= {
+                "PhysicalSizeY": y,
+                "PhysicalSizeYUnit": "µm",
+                "PhysicalSizeX": x,
+                "PhysicalSizeXUnit": "µm",
+            }
+            resolution = (1e4 / x, 1e4 / y)  # pixels per centimetre
+        try:
+            with tifffile.TiffWriter(self.path, bigtiff=True, ome=True) as tiff:
+                tiff.write(
+                    self._tiles(),
+                    shape=self.shape,
+                    dtype=np.uint32,
+                    tile=(self.tile, self.tile),
+                    photometric="minisblack",
+                    compression="zlib",
+                    resolution=resolution,
+                    resolutionunit="CENTIMETER" if resolution else None,
+                    metadata=metadata,
+                )
+        except BaseException as error:  # handed to the caller by close()
+            self._error = error
+            while True:  # let a waiting producer go on to close() and see the error
+                try:
+                    self._rows.get_nowait()
+                except queue.Empty:
+                    break
