@@ -32,6 +32,25 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR")
     parser.add_argument("--no-measure", action="store_true", help="write labels only")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=None,
+        metavar="N",
+        help="segment block by block with N-pixel blocks, in bounded memory; labels are then "
+        "a tiled BigTIFF (default: for planes over 4096 × 4096 pixels, 2048-pixel blocks)",
+    )
+    parser.add_argument(
+        "--halo",
+        type=int,
+        default=None,
+        metavar="N",
+        help="context around each block, at least the largest object's size in pixels "
+        "(default: six of the model's object diameters, at least 128)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="skip inputs whose outputs are already complete"
+    )
     parser.set_defaults(command="segment", run=run)
 
 
@@ -44,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     stems = output_stems(inputs)
     failures = 0
     for path in inputs:
+        if args.resume and all(p.exists() for p in output_paths(args, stems[path])):
+            print(f"{path.name}: already done", file=sys.stderr)
+            continue
         try:
             n = segment_one(path, stems[path], args, model, settings, device)
             print(f"{path.name}: {n} objects", file=sys.stderr)
@@ -59,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def output_paths(args, stem: str) -> list[Path]:
+    """Return the files written for one input: labels, and measurements unless --no-measure."""
+    labels = args.out / f"{stem}_labels.tif"
+    return [labels] if args.no_measure else [labels, args.out / f"{stem}_measurements.csv"]
+
+
 def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
     """Segment one file and write its outputs, all or none; return the number of objects."""
     from napari_segnet.inference.fallback import iter_segment_with_fallback
@@ -66,6 +94,8 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
     from napari_segnet.measure import write_csv
 
     image = read_image(path)
+    if block_by_block(image, args):
+        return segment_streamed(image, path, stem, args, model, settings, device)
     events = iter_segment_with_fallback(image, model, settings, device=device)
     result = run_with_progress_bar(events, path.name)
     spatial = "".join(a for a in result.axes if a in "ZYX")
@@ -82,10 +112,7 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
             )
             table["class"] = [classes[label][0] for label in table["label"]]
             table["class_probability"] = [classes[label][1] for label in table["label"]]
-    outputs = [args.out / f"{stem}_labels.tif"]
-    if table is not None:
-        outputs.append(args.out / f"{stem}_measurements.csv")
-    with atomic_paths(*outputs) as temporaries:
+    with atomic_paths(*output_paths(args, stem)) as temporaries:
         write_labels(
             temporaries[0],
             result.labels,
@@ -96,6 +123,74 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
         if table is not None:
             write_csv(table, temporaries[1])
     return int(result.labels.max())
+
+
+def block_by_block(image, args) -> bool:
+    """Whether to segment ``image`` block by block: asked for, or a single plane too big."""
+    from napari_segnet.inference.stream import STREAM_PIXELS
+
+    if args.block is not None:
+        return True
+    planar = image.axes.replace("C", "").replace("S", "")
+    shape = dict(zip(image.axes, image.data.shape))
+    return planar == "YX" and shape["Y"] * shape["X"] > STREAM_PIXELS
+
+
+def segment_streamed(image, path: Path, stem: str, args, model, settings, device) -> int:
+    """Segment a single-plane image block by block, streaming both outputs to disk."""
+    from napari_segnet.inference.blocks import BLOCK
+    from napari_segnet.inference.stream import iter_segment_streamed
+    from napari_segnet.inference.stream_outputs import StreamedFiles
+    from napari_segnet.io import atomic_paths
+
+    if args.block is not None and args.block < 64:
+        raise UserError("--block must be at least 64 pixels.")
+    if args.halo is not None and args.halo < 0:
+        raise UserError("--halo must not be negative.")
+    spacing = image.spacing if image.spacing and len(image.spacing) == 2 else None
+    shape = dict(zip(image.axes, image.data.shape))
+    with atomic_paths(*output_paths(args, stem)) as temporaries:
+        files = StreamedFiles(
+            temporaries[0],
+            None if args.no_measure else temporaries[1],
+            (shape["Y"], shape["X"]),
+            spacing=spacing,
+        )
+        try:
+            events = iter_segment_streamed(
+                image,
+                model,
+                settings,
+                files,
+                device=device,
+                block=args.block or BLOCK,
+                halo=args.halo,
+                measure=not args.no_measure,
+                spacing=spacing,
+            )
+            summary = run_with_progress_bar(events, path.name)
+            files.close(empty_table=None if args.no_measure else _empty_table(image, spacing))
+        except BaseException:
+            files.abort()
+            raise
+    if summary.oversized:
+        print(
+            f"{path.name}: warning: {summary.oversized} objects reach the edge of their block's "
+            f"{summary.halo}-pixel halo and may be cut; segment again with a larger --halo.",
+            file=sys.stderr,
+        )
+    return files.count
+
+
+def _empty_table(image, spacing):
+    """Return the measurement table of no objects: the CSV header when a plane has none."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    index = tuple(slice(0, 1) if a in "YX" else slice(None) for a in image.axes)
+    corner = replace(image, data=np.asarray(image.data[index]))
+    return measure_every_channel(np.zeros((1, 1), np.uint32), "YX", corner, spacing)
 
 
 def describe_failure(path: Path, error: BaseException) -> str:

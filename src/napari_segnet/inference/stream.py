@@ -44,11 +44,14 @@ STREAM_PIXELS = 4096 * 4096
 TILE_CACHE_BYTES = 512 * 2**20
 
 
-@dataclass(frozen=True)
 class PlaneSource:
-    """What a block reads from a (lazy) single-plane image.
+    """What blocks read from a (lazy) single-plane image.
 
-    Attributes
+    A block's reads (its tiles, its constant check, its measurements) are served
+    from one region read ahead with :meth:`read_ahead`, so a compressed file is
+    decoded about once per block, not once per batch of tiles.
+
+    Parameters
     ----------
     image : MicroscopyImage
         The image; its ``data`` may be lazy (dask, zarr, memory map).
@@ -59,33 +62,50 @@ class PlaneSource:
 
     """
 
-    image: MicroscopyImage
-    channel: int | None
-    normalisation: Normalisation
+    def __init__(self, image: MicroscopyImage, channel: int | None, normalisation: Normalisation):
+        self.image, self.channel, self.normalisation = image, channel, normalisation
+        axes, shape = image.axes, image.data.shape
+        self.shape = (shape[axes.index("Y")], shape[axes.index("X")])
+        self._ahead: tuple[slice, slice, np.ndarray] | None = None
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(Y, X)`` of the plane."""
-        axes, shape = self.image.axes, self.image.data.shape
-        return shape[axes.index("Y")], shape[axes.index("X")]
+    def read_ahead(self, rows: slice, columns: slice) -> None:
+        """Read a region (every channel) that the next reads will come from."""
+        self._ahead = None
+        self._ahead = (rows, columns, self._read(rows, columns))
 
     def region(self, rows: slice, columns: slice, *, every_channel: bool = False) -> np.ndarray:
         """Read a region: of the segmented channel, or with every channel."""
-        index = []
-        for axis in self.image.axes:
-            if axis == "Y":
-                index.append(rows)
-            elif axis == "X":
-                index.append(columns)
-            elif axis == "C" and self.channel is not None and not every_channel:
-                index.append(self.channel)
-            else:
-                index.append(slice(None))
-        return np.asarray(self.image.data[tuple(index)])
+        data = None
+        if self._ahead is not None:
+            ahead_rows, ahead_columns, ahead = self._ahead
+            if _within(rows, ahead_rows) and _within(columns, ahead_columns):
+                data = ahead[
+                    self._index(
+                        slice(rows.start - ahead_rows.start, rows.stop - ahead_rows.start),
+                        slice(
+                            columns.start - ahead_columns.start, columns.stop - ahead_columns.start
+                        ),
+                    )
+                ]
+        if data is None:
+            data = self._read(rows, columns)
+        if "C" in self.image.axes and self.channel is not None and not every_channel:
+            data = np.take(data, self.channel, axis=self.image.axes.index("C"))
+        return data
 
     def normalised(self, rows: slice, columns: slice) -> np.ndarray:
         """Return the network's input for a region."""
         return self.normalisation.apply(self.region(rows, columns))
+
+    def _index(self, rows: slice, columns: slice) -> tuple:
+        return tuple({"Y": rows, "X": columns}.get(a, slice(None)) for a in self.image.axes)
+
+    def _read(self, rows: slice, columns: slice) -> np.ndarray:
+        return np.asarray(self.image.data[self._index(rows, columns)])
+
+
+def _within(inner: slice, outer: slice) -> bool:
+    return outer.start <= inner.start and inner.stop <= outer.stop
 
 
 def plane_source(image: MicroscopyImage, model, settings: SegmentSettings) -> PlaneSource:
@@ -151,6 +171,7 @@ def iter_segment_block(
     from napari_segnet.postprocess.classes import classify_instances
 
     rows, columns = block.context
+    source.read_ahead(*predictor.reads(rows, columns))
     context = source.region(rows, columns)
     if context.min() == context.max():  # e.g. a slide's empty background
         return BlockObjects(block, skipped=True)

@@ -156,6 +156,14 @@ class TiledPredictor:
         self.window = blending_window(self.tile_shape, overlap if several else 0)
         self.batch_size, self.autocast = batch_size, autocast
         self.cache_bytes = cache_bytes
+        # Batches: runs of ``batch_size`` tiles along each row of tiles.
+        self._group = {
+            corner: group
+            for y in self.rows
+            for start in range(0, len(self.columns), batch_size)
+            for group in [tuple((y, x) for x in self.columns[start : start + batch_size])]
+            for corner in group
+        }
         self._cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
         self._cached_bytes = 0
 
@@ -170,6 +178,20 @@ class TiledPredictor:
             if x < columns.stop and x + tw > columns.start
         ]
 
+    def reads(self, rows: slice, columns: slice) -> tuple[slice, slice]:
+        """Return the region of the plane that predicting a window reads (at most)."""
+        corners = [c for corner in self.corners(rows, columns) for c in self._group[corner]]
+        (th, tw), pad = self.tile_shape, self.multiple
+        extent = []
+        for first, last, size, length in (
+            (min(y for y, _ in corners), max(y for y, _ in corners), th, self.shape[0]),
+            (min(x for _, x in corners), max(x for _, x in corners), tw, self.shape[1]),
+        ):
+            stop = last + size
+            start = min(first, max(0, length - 2 * pad)) if stop > length else first
+            extent.append(slice(start, min(stop, length)))
+        return extent[0], extent[1]
+
     def iter_window(
         self, rows: slice, columns: slice
     ) -> Generator[Progress, None, dict[str, np.ndarray]]:
@@ -179,15 +201,20 @@ class TiledPredictor:
         height, width = rows.stop - rows.start, columns.stop - columns.start
         sums: dict[str, np.ndarray] = {}
         weight = np.zeros((height, width), np.float32)
-        missing = [corner for corner in corners if corner not in self._cache]
+        wanted = set(corners)
+        groups = list(dict.fromkeys(self._group[c] for c in corners if c not in self._cache))
         computed: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-        to_compute, done = len(missing), 0
         for corner in corners:
             if corner not in computed and corner not in self._cache:
-                batch, missing = missing[: self.batch_size], missing[self.batch_size :]
-                computed.update(self._predict(batch))
-                done += len(batch)
-                yield Progress(done, to_compute, "predicting tiles")
+                # Always the same batches: a tile's outputs depend (in the last bits) on the
+                # batch it is computed in, so that every window sees the same numbers.
+                group = self._group[corner]
+                for member, outputs in self._predict(group).items():
+                    if member in wanted:
+                        computed[member] = outputs
+                    else:
+                        self._remember(member, outputs)  # for a later window
+                yield Progress(groups.index(group) + 1, len(groups), "predicting tiles")
             outputs = computed.pop(corner, None)
             if outputs is None:
                 outputs = self._cache[corner]
@@ -246,7 +273,8 @@ class TiledPredictor:
     def _read_padded(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
         """Read a region of the plane, reflect-padded past its end as the whole plane is."""
         height, width = self.shape
-        # Reflection needs the rows (columns) it mirrors: read enough before the end.
+        # Reflection needs the rows (columns) it mirrors: read enough before the end
+        # (the same rule as in reads()).
         pad = self.multiple
         rows = slice(
             min(top, max(0, height - 2 * pad)) if bottom > height else top, min(bottom, height)

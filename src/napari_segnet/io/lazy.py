@@ -21,7 +21,7 @@ from .errors import ImageReadError, one_line
 # Target size of one dask block: large enough that the task graph stays small
 # (a file of 16x16 tiles would otherwise give one task per tile), small enough
 # to decode quickly.
-BLOCK_BYTES = 64 * 2**20
+BLOCK_BYTES = 16 * 2**20
 
 
 def open_lazy(tif: tifffile.TiffFile, path: Path, series: int, level: int):
