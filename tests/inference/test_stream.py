@@ -23,7 +23,7 @@ def model():
     return load_model(bundled_model_path("nuclei"))[0].eval()
 
 
-def streamed(image, model, tmp_path, *, block, halo, measure=True, settings=SegmentSettings()):
+def streamed(image, model, tmp_path, *, block, halo, measure=True, settings=None):
     """Segment block by block into files; return labels, table and summary."""
     shape = dict(zip(image.axes, image.data.shape))
     files = StreamedFiles(
@@ -32,7 +32,7 @@ def streamed(image, model, tmp_path, *, block, halo, measure=True, settings=Segm
         (shape["Y"], shape["X"]),
     )
     events = iter_segment_streamed(
-        image, model, settings, files, block=block, halo=halo, measure=measure
+        image, model, settings or SegmentSettings(), files, block=block, halo=halo, measure=measure
     )
     summary = drain(events)
     files.close()

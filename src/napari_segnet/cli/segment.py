@@ -38,7 +38,8 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="segment block by block with N-pixel blocks, in bounded memory; labels are then "
-        "a tiled BigTIFF (default: for planes over 4096 × 4096 pixels, 2048-pixel blocks)",
+        "a tiled BigTIFF (default: for planes over 4096 × 4096 pixels, 2048-pixel blocks; "
+        "0: always the whole plane in memory)",
     )
     parser.add_argument(
         "--halo",
@@ -130,7 +131,7 @@ def block_by_block(image, args) -> bool:
     from napari_segnet.inference.stream import STREAM_PIXELS
 
     if args.block is not None:
-        return True
+        return args.block != 0
     planar = image.axes.replace("C", "").replace("S", "")
     shape = dict(zip(image.axes, image.data.shape))
     return planar == "YX" and shape["Y"] * shape["X"] > STREAM_PIXELS

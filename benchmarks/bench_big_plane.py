@@ -1,0 +1,112 @@
+"""Peak memory and speed of `napari-segnet segment` on big tiled BigTIFFs of real nuclei.
+
+    python benchmarks/bench_big_plane.py [--sizes 5120,10240,20480] [--in-memory 5120,10240]
+        [--threads 2] [--folder DIR]
+
+Each image is a mosaic of the bundled fluorescence sample (flipped copies, uint16, 512-pixel
+zlib tiles), written tile by tile. Every run is `napari-segnet segment IMAGE --out DIR` with
+default settings and measurements on, in its own process; peak RSS is that process's maximum
+resident memory (the command is one process: the label writer is a thread). Planes over
+4096² pixels are segmented block by block by default; `--in-memory` sizes are also run with
+`--block 0` (the whole plane in memory) for comparison.
+"""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from napari_segnet.data import sample_path
+
+TIFF_TILE = 512
+
+
+def write_mosaic(path: Path, size: int) -> None:
+    """A size × size uint16 tiled BigTIFF of flipped copies of the sample, tile by tile."""
+    sample = tifffile.imread(sample_path("nuclei")).astype(np.uint16) * 64
+    h, w = sample.shape
+    # One period of the mosaic: the sample and its mirror images, 2 × 2.
+    period = np.block([[sample, sample[:, ::-1]], [sample[::-1], sample[::-1, ::-1]]])
+
+    def tiles():
+        for y in range(0, size, TIFF_TILE):
+            for x in range(0, size, TIFF_TILE):
+                rows = np.arange(y, y + TIFF_TILE) % (2 * h)
+                columns = np.arange(x, x + TIFF_TILE) % (2 * w)
+                yield np.ascontiguousarray(period[np.ix_(rows, columns)])
+
+    tifffile.imwrite(
+        path,
+        tiles(),
+        shape=(size, size),
+        dtype=np.uint16,
+        tile=(TIFF_TILE, TIFF_TILE),
+        bigtiff=True,
+        compression="zlib",
+    )
+
+
+def run(image: Path, out: Path, threads: int, *extra: str) -> tuple[float, float, str]:
+    """Run the command in a child; return (seconds, peak RSS in GiB, last stderr line)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    code = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "s = time.perf_counter() - t; "
+        "print(s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode); "
+        "print(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else '')"
+    )
+    command = [sys.executable, "-m", "napari_segnet.cli", "segment", str(image), "--out", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *command, *extra], capture_output=True, text=True, env=env
+    )
+    first, last = ([*result.stdout.splitlines(), "", ""])[:2]
+    seconds, rss_kib, status = first.split()
+    if status != "0":
+        raise SystemExit(f"segment failed: {last}")
+    return float(seconds), int(rss_kib) / 2**20, last
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="5120,10240,20480")
+    parser.add_argument("--in-memory", default="5120,10240")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--folder", type=Path, default=None)
+    args = parser.parse_args()
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"OMP_NUM_THREADS={args.threads}"
+    )
+    print(
+        f"{'image':>14} {'path':>10} {'MP':>6} {'seconds':>8} {'MP/s':>6} {'peak RSS':>9}  output"
+    )
+    with tempfile.TemporaryDirectory(dir=args.folder) as folder:
+        folder = Path(folder)
+        for size in (int(s) for s in args.sizes.split(",")):
+            image = folder / f"mosaic_{size}.tif"
+            write_mosaic(image, size)
+            megapixels = size * size / 1e6
+            paths = [("blocks", ())]
+            if str(size) in args.in_memory.split(","):
+                paths.append(("in memory", ("--block", "0")))
+            for name, extra in paths:
+                seconds, rss, last = run(
+                    image, folder / name.replace(" ", "_"), args.threads, *extra
+                )
+                print(
+                    f"{size:>6} × {size:<6} {name:>10} {megapixels:6.0f} {seconds:8.1f} "
+                    f"{megapixels / seconds:6.2f} {rss:7.2f} GiB  {last}",
+                    flush=True,
+                )
+            image.unlink()
+
+
+if __name__ == "__main__":
+    main()

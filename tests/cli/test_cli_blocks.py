@@ -1,0 +1,70 @@
+"""``napari-segnet segment --block``: the same objects and measurements, a tiled BigTIFF, resume."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from napari_segnet.data import sample_path
+from napari_segnet.io import read_image
+
+
+def test_block_by_block_gives_the_in_memory_objects_and_rows(run_cli, tmp_path):
+    sample = sample_path("nuclei_2ch")
+    whole, blocks = tmp_path / "whole", tmp_path / "blocks"
+    assert run_cli("segment", sample, "--out", whole).returncode == 0
+    result = run_cli("segment", sample, "--out", blocks, "--block", 200, "--halo", 64)
+    assert result.returncode == 0, result.stderr
+    assert "objects" in result.stderr and "warning" not in result.stderr
+
+    a = read_image(whole / "nuclei_2ch_labels.tif").data
+    b_file = blocks / "nuclei_2ch_labels.tif"
+    with tifffile.TiffFile(b_file) as tif:
+        assert tif.is_bigtiff and tif.pages[0].is_tiled
+    b = np.asarray(read_image(b_file).data)
+    assert read_image(b_file).pixel_size == pytest.approx(read_image(sample).pixel_size)
+    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
+    assert np.array_equal(a > 0, b > 0)
+    assert pairs.shape[1] == len(np.unique(a)) == len(np.unique(b))  # one-to-one
+
+    rows_a = pd.read_csv(whole / "nuclei_2ch_measurements.csv")
+    rows_b = pd.read_csv(blocks / "nuclei_2ch_measurements.csv")
+    assert list(rows_a.columns) == list(rows_b.columns) and len(rows_a) == len(rows_b)
+    mapping = dict(zip(pairs[0], pairs[1]))
+    rows_a["label"] = rows_a["label"].map(mapping)
+    rows_a = rows_a.sort_values("label").reset_index(drop=True)
+    np.testing.assert_allclose(rows_a.to_numpy(float), rows_b.to_numpy(float), rtol=1e-6)
+
+
+def test_too_small_a_halo_is_a_warning_with_what_to_do(run_cli, tmp_path):
+    result = run_cli(
+        "segment", sample_path("nuclei"), "--out", tmp_path, "--block", 64, "--halo", 0
+    )
+    assert result.returncode == 0, result.stderr
+    assert "may be cut; segment again with a larger --halo" in result.stderr
+
+
+def test_resume_skips_inputs_already_done(run_cli, tmp_path, nuclei_pairs):
+    first, second = tmp_path / "a.tif", tmp_path / "b.tif"
+    tifffile.imwrite(first, nuclei_pairs[0][0])
+    tifffile.imwrite(second, nuclei_pairs[1][0])
+    out = tmp_path / "out"
+    assert run_cli("segment", first, "--out", out).returncode == 0
+    done = (out / "a_labels.tif").stat().st_mtime_ns
+    result = run_cli("segment", first, second, "--out", out, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "a.tif: already done" in result.stderr and "b.tif:" in result.stderr
+    assert (out / "a_labels.tif").stat().st_mtime_ns == done
+    assert (out / "b_measurements.csv").exists()
+
+
+def test_bad_block_options_are_one_sentence(run_cli, error_lines, tmp_path):
+    result = run_cli("segment", sample_path("nuclei"), "--out", tmp_path, "--block", 8)
+    assert error_lines(result) == [
+        "napari-segnet: error: nuclei_fluo.tif: --block must be at least 64 pixels."
+    ]
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.zeros((3, 64, 64), np.uint8), imagej=True, metadata={"axes": "ZYX"})
+    lines = error_lines(run_cli("segment", stack, "--out", tmp_path, "--block", 64))
+    assert len(lines) == 1 and "one 2-D plane" in lines[0]
+    assert not list(tmp_path.glob("stack_*"))
