@@ -36,14 +36,17 @@ def test_a_batch_goes_on_after_failures_of_any_kind(
     tifffile.imwrite(zeros, np.zeros((50, 60), np.uint16))
     broken.write_bytes(b"II*\x00garbage")
     # 900 MB of zeros on disk (a sparse file): it opens lazily, as a memory map, and the
-    # memory limit below leaves too little to segment it in.
+    # memory limit below leaves too little to segment it in memory (--block 0; block by block
+    # it would be done in bounded memory, see test_cli_blocks.py).
     tifffile.memmap(huge, shape=(30_000, 30_000), dtype=np.uint8).flush()
 
     def limit_memory():  # the address space torch needs, the memory map and 1.5 GiB more
         resource.setrlimit(resource.RLIMIT_AS, (int(5.5 * 2**30), resource.RLIM_INFINITY))
 
     out = tmp_path / "out"
-    result = run_cli("segment", broken, path, huge, zeros, "--out", out, preexec_fn=limit_memory)
+    result = run_cli(
+        "segment", broken, path, huge, zeros, "--out", out, "--block", 0, preexec_fn=limit_memory
+    )
     lines = error_lines(result)
     assert len(lines) == 3, result.stderr
     assert lines[0].startswith("napari-segnet: error: Cannot read broken.tif")

@@ -212,17 +212,18 @@ def test_tiled_probabilities_sum_to_one_and_keep_the_shape(compact_model, plane)
     np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-5)
 
 
-def test_progress_counts_tiles_in_batches_up_to_the_total(compact_model, plane):
+def test_progress_counts_batches_of_tiles_up_to_the_total(compact_model, plane):
     # 300 × 420 is padded to 304 × 432: 4 tile rows (0, 80, 160, 176) × 5 columns
-    # (0, 80, 160, 240, 304) = 20 tiles, i.e. 7 batches of 3.
+    # (0, 80, 160, 240, 304) = 20 tiles; batches of 3 run along each row of tiles
+    # (3 + 2 tiles), i.e. 8 batches.
     events = []
     result = drain(
         iter_predict_tiled(compact_model, plane, tile=128, overlap=48, batch_size=3),
         events.append,
     )
-    assert len(events) == math.ceil(20 / 3)
-    assert [e.done for e in events] == [3, 6, 9, 12, 15, 18, 20]
-    assert all(e.total == 20 for e in events)
+    assert len(events) == 4 * math.ceil(5 / 3)
+    assert [e.done for e in events] == list(range(1, 9))
+    assert all(e.total == 8 for e in events)
     assert result["instance"].shape == (3, 300, 420)
 
 

@@ -7,6 +7,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from .cluster import add_options as add_cluster_options
+from .cluster import run_on_cluster, wants_cluster
 from .common import (
     UserError,
     engine_options,
@@ -37,9 +39,9 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="segment block by block with N-pixel blocks, in bounded memory; labels are then "
-        "a tiled BigTIFF (default: for planes over 4096 × 4096 pixels, 2048-pixel blocks; "
-        "0: always the whole plane in memory)",
+        help="segment planes larger than N × N pixels block by block, in bounded memory; "
+        "their labels are then a tiled BigTIFF (default: planes over 4096 × 4096 pixels, "
+        "in 2048-pixel blocks; 0: always the whole plane in memory)",
     )
     parser.add_argument(
         "--halo",
@@ -52,16 +54,26 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="skip inputs whose outputs are already complete"
     )
+    add_cluster_options(parser)
     parser.set_defaults(command="segment", run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Segment every input; return 1 if any of them failed."""
+    if args.block is not None and 0 < args.block < 64:
+        raise UserError("--block must be 0 or at least 64 pixels.")
+    if args.halo is not None and args.halo < 0:
+        raise UserError("--halo must not be negative.")
     prepare_output_folder(args.out)
-    model, device = load_model_and_device(args)
-    settings = segment_settings(args)
     inputs = _distinct(args.inputs)
     stems = output_stems(inputs)
+    if wants_cluster(args):
+        failures, tried = run_on_cluster(args, inputs, stems)
+        if failures and tried > 1:
+            print(f"napari-segnet: {failures} of {tried} inputs failed.", file=sys.stderr)
+        return 1 if failures else 0
+    model, device = load_model_and_device(args)
+    settings = segment_settings(args)
     failures = 0
     for path in inputs:
         if args.resume and all(p.exists() for p in output_paths(args, stems[path])):
@@ -127,14 +139,19 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
 
 
 def block_by_block(image, args) -> bool:
-    """Whether to segment ``image`` block by block: asked for, or a single plane too big."""
+    """Whether to segment ``image`` block by block.
+
+    By default a single plane over ``STREAM_PIXELS``; with ``--block N`` any image whose
+    planes are larger than one block (stacks are then refused in one sentence); never with
+    ``--block 0``.
+    """
     from napari_segnet.inference.stream import STREAM_PIXELS
 
-    if args.block is not None:
-        return args.block != 0
-    planar = image.axes.replace("C", "").replace("S", "")
     shape = dict(zip(image.axes, image.data.shape))
-    return planar == "YX" and shape["Y"] * shape["X"] > STREAM_PIXELS
+    if args.block is None:
+        planar = image.axes.replace("C", "").replace("S", "")
+        return planar == "YX" and shape["Y"] * shape["X"] > STREAM_PIXELS
+    return args.block != 0 and max(shape["Y"], shape["X"]) > args.block
 
 
 def segment_streamed(image, path: Path, stem: str, args, model, settings, device) -> int:
@@ -144,10 +161,6 @@ def segment_streamed(image, path: Path, stem: str, args, model, settings, device
     from napari_segnet.inference.stream_outputs import StreamedFiles
     from napari_segnet.io import atomic_paths
 
-    if args.block is not None and args.block < 64:
-        raise UserError("--block must be at least 64 pixels.")
-    if args.halo is not None and args.halo < 0:
-        raise UserError("--halo must not be negative.")
     spacing = image.spacing if image.spacing and len(image.spacing) == 2 else None
     shape = dict(zip(image.axes, image.data.shape))
     with atomic_paths(*output_paths(args, stem)) as temporaries:
@@ -175,12 +188,16 @@ def segment_streamed(image, path: Path, stem: str, args, model, settings, device
             files.abort()
             raise
     if summary.oversized:
-        print(
-            f"{path.name}: warning: {summary.oversized} objects reach the edge of their block's "
-            f"{summary.halo}-pixel halo and may be cut; segment again with a larger --halo.",
-            file=sys.stderr,
-        )
+        print(oversized_warning(path, summary), file=sys.stderr)
     return files.count
+
+
+def oversized_warning(path: Path, summary) -> str:
+    """Say that some objects may be cut at block borders, and what to do."""
+    return (
+        f"{path.name}: warning: {summary.oversized} objects reach the edge of their block's "
+        f"{summary.halo}-pixel halo and may be cut; segment again with a larger --halo."
+    )
 
 
 def _empty_table(image, spacing):

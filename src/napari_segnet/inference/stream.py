@@ -228,6 +228,61 @@ class StreamSummary:
     skipped: int = 0
     halo: int = 0
 
+    def add(self, objects: BlockObjects) -> None:
+        """Count one block's objects."""
+        self.objects += objects.count
+        self.oversized += objects.oversized
+        self.skipped += objects.skipped
+
+
+@dataclass
+class StreamPlan:
+    """The blocks of a plane and how each is segmented (see :func:`plan_stream`)."""
+
+    source: PlaneSource
+    blocks: list[Block]
+    block_settings: BlockSettings
+    halo: int
+
+    def final_row(self, number: int) -> int:
+        """Return the first row that the blocks after block ``number`` may still paint."""
+        later = self.blocks[number + 1 :]
+        return min((b.context[0].start for b in later), default=self.source.shape[0])
+
+    def predictor(self, model, settings: SegmentSettings, device=None) -> TiledPredictor:
+        """Return a :class:`TiledPredictor` over the plane, caching shared tiles."""
+        return TiledPredictor(
+            model,
+            self.source.normalised,
+            self.source.shape,
+            tile=settings.tile,
+            overlap=settings.overlap,
+            batch_size=settings.batch_size,
+            device=device,
+            cache_bytes=TILE_CACHE_BYTES,
+        )
+
+
+def plan_stream(
+    image: MicroscopyImage,
+    model,
+    settings: SegmentSettings,
+    *,
+    block: int = BLOCK,
+    halo: int | None = None,
+    measure: bool = True,
+    spacing=None,
+) -> StreamPlan:
+    """Plan block-by-block segmentation: read the normalisation, cut the blocks."""
+    source = plane_source(image, model, settings)
+    halo = default_halo(model) if halo is None else int(halo)
+    return StreamPlan(
+        source,
+        plan_blocks(source.shape, block, halo),
+        block_settings(model, source, settings, measure=measure, spacing=spacing),
+        halo,
+    )
+
 
 def iter_segment_streamed(
     image: MicroscopyImage,
@@ -253,35 +308,22 @@ def iter_segment_streamed(
     StreamSummary
 
     """
-    source = plane_source(image, model, settings)
-    halo = default_halo(model) if halo is None else int(halo)
-    blocks = plan_blocks(source.shape, block, halo)
-    predictor = TiledPredictor(
-        model,
-        source.normalised,
-        source.shape,
-        tile=settings.tile,
-        overlap=settings.overlap,
-        batch_size=settings.batch_size,
-        device=device,
-        cache_bytes=TILE_CACHE_BYTES,
+    plan = plan_stream(
+        image, model, settings, block=block, halo=halo, measure=measure, spacing=spacing
     )
-    per_block = block_settings(model, source, settings, measure=measure, spacing=spacing)
-    summary = StreamSummary(blocks=len(blocks), halo=halo)
-    for number, current in enumerate(blocks):
+    predictor = plan.predictor(model, settings, device)
+    n = len(plan.blocks)
+    summary = StreamSummary(blocks=n, halo=plan.halo)
+    for number, current in enumerate(plan.blocks):
         objects = yield from relay(
-            iter_segment_block(predictor, source, current, per_block),
+            iter_segment_block(predictor, plan.source, current, plan.block_settings),
             lambda event, number=number: Progress(
                 number * 1000 + int(1000 * event.done / max(event.total, 1)),
-                len(blocks) * 1000,
-                f"segmenting block {number + 1} of {len(blocks)}",
+                n * 1000,
+                f"segmenting block {number + 1} of {n}",
             ),
         )
-        later = blocks[number + 1 :]
-        final_row = min((b.context[0].start for b in later), default=source.shape[0])
-        add(objects, final_row)
-        summary.objects += objects.count
-        summary.oversized += objects.oversized
-        summary.skipped += objects.skipped
-        yield Progress((number + 1) * 1000, len(blocks) * 1000, f"segmented block {number + 1}")
+        add(objects, plan.final_row(number))
+        summary.add(objects)
+        yield Progress((number + 1) * 1000, n * 1000, f"segmented block {number + 1}")
     return summary
