@@ -15,15 +15,18 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .common import UserError, load_model_and_device, segment_settings
 
-# On each worker: the model, and the file whose blocks it is segmenting.
+# On each worker: the model, and (per thread: reads ahead and tile caches are not shared)
+# the file whose blocks it is segmenting.
 _WORKER_MODEL: dict = {}
-_WORKER_PLANE: dict = {}
+_MODEL_LOCK = threading.Lock()
+_WORKER_THREAD = threading.local()
 
 
 def add_options(parser) -> None:
@@ -91,14 +94,15 @@ def open_client(args):
 def worker_model(args):
     """Return the model and device of this worker, loaded once."""
     key = (args.model, args.device)
-    if key not in _WORKER_MODEL:
-        if getattr(args, "worker_threads", None):
-            import torch
+    with _MODEL_LOCK:  # a worker's threads share one model
+        if key not in _WORKER_MODEL:
+            if getattr(args, "worker_threads", None):
+                import torch
 
-            torch.set_num_threads(args.worker_threads)
-        _WORKER_MODEL.clear()
-        _WORKER_MODEL[key] = load_model_and_device(args)
-    return _WORKER_MODEL[key]
+                torch.set_num_threads(args.worker_threads)
+            _WORKER_MODEL.clear()
+            _WORKER_MODEL[key] = load_model_and_device(args)
+        return _WORKER_MODEL[key]
 
 
 def segment_file_task(path: Path, stem: str, args) -> tuple[bool, str]:
@@ -122,8 +126,8 @@ def segment_block_task(path: Path, args, channel, normalisation, block, block_se
 
     model, device = worker_model(args)
     key = (str(path), channel, normalisation)
-    if key not in _WORKER_PLANE:
-        _WORKER_PLANE.clear()
+    if getattr(_WORKER_THREAD, "key", None) != key:
+        _WORKER_THREAD.key = _WORKER_THREAD.plane = None
         source = PlaneSource(read_image(path), channel, normalisation)
         settings = segment_settings(args)
         predictor = TiledPredictor(
@@ -136,8 +140,8 @@ def segment_block_task(path: Path, args, channel, normalisation, block, block_se
             device=device,
             cache_bytes=TILE_CACHE_BYTES,
         )
-        _WORKER_PLANE[key] = (source, predictor)
-    source, predictor = _WORKER_PLANE[key]
+        _WORKER_THREAD.key, _WORKER_THREAD.plane = key, (source, predictor)
+    source, predictor = _WORKER_THREAD.plane
     return drain(iter_segment_block(predictor, source, block, block_settings))
 
 
