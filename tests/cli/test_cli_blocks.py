@@ -66,3 +66,27 @@ def test_bad_block_options_are_one_sentence(run_cli, error_lines, tmp_path):
     lines = error_lines(run_cli("segment", stack, "--out", tmp_path, "--block", 64))
     assert len(lines) == 1 and "one 2-D plane" in lines[0]
     assert not list(tmp_path.glob("stack_*"))
+
+
+def test_labels_as_an_ome_zarr_pyramid(run_cli, tmp_path):
+    import zarr
+
+    sample = sample_path("nuclei_2ch")
+    result = run_cli(
+        "segment", sample, "--out", tmp_path, "--block", 256, "--labels-format", "zarr"
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "nuclei_2ch_labels.zarr",
+        "nuclei_2ch_measurements.csv",
+    ]
+    group = zarr.open_group(tmp_path / "nuclei_2ch_labels.zarr", mode="r")
+    level0 = group["0"][:]
+    assert level0.shape == (520, 696) and level0.max() == len(
+        pd.read_csv(tmp_path / "nuclei_2ch_measurements.csv")
+    )
+    assert np.array_equal(group["1"][:], level0[::2, ::2])
+    again = run_cli(
+        "segment", sample, "--out", tmp_path, "--block", 256, "--labels-format", "zarr", "--resume"
+    )
+    assert "already done" in again.stderr

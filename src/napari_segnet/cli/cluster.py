@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sys
 import threading
 from collections import deque
@@ -169,7 +170,7 @@ def run_on_cluster(args, inputs: list[Path], stems: dict[Path, str]) -> tuple[in
 
     from napari_segnet.io import read_image
 
-    from .segment import block_by_block, describe_failure, output_paths
+    from .segment import already_done, block_by_block, describe_failure
 
     model, _ = load_model_and_device(args)  # here only to plan big files
     settings = segment_settings(args)
@@ -181,7 +182,7 @@ def run_on_cluster(args, inputs: list[Path], stems: dict[Path, str]) -> tuple[in
         kinds: dict = {}
         big: deque = deque()
         for path in inputs:
-            if args.resume and all(p.exists() for p in output_paths(args, stems[path])):
+            if args.resume and already_done(args, stems[path]):
                 print(f"{path.name}: already done", file=sys.stderr)
                 continue
             tried += 1
@@ -291,12 +292,13 @@ def _open_big_file(path: Path, stem: str, args, model, settings) -> _BigFile:
         spacing=spacing,
     )
     outputs = contextlib.ExitStack()
-    temporaries = outputs.enter_context(atomic_paths(*output_paths(args, stem)))
+    temporaries = outputs.enter_context(atomic_paths(*output_paths(args, stem, streamed=True)))
     files = StreamedFiles(
         temporaries[0],
         None if args.no_measure else temporaries[1],
         plan.source.shape,
         spacing=spacing,
+        labels_format=args.labels_format,
     )
     summary = StreamSummary(blocks=len(plan.blocks), halo=plan.halo)
     return _BigFile(path, plan, files, outputs, summary, image=image, spacing=spacing)
@@ -336,5 +338,8 @@ def _remove_stale_temporaries(args, stems: list[str]) -> None:
     for stem in stems:
         for final in (f"{stem}_labels", f"{stem}_measurements"):
             for stale in args.out.glob(f".{final}.*.partial*"):
-                with contextlib.suppress(OSError):
-                    stale.unlink()
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        stale.unlink()

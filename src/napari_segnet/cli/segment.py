@@ -52,6 +52,13 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
         "(default: six of the model's object diameters, at least 128)",
     )
     parser.add_argument(
+        "--labels-format",
+        choices=("tiff", "zarr"),
+        default="tiff",
+        help="labels of block-by-block segmentation: a tiled BigTIFF (default), or OME-Zarr "
+        "with a pyramid (<stem>_labels.zarr); planes segmented whole are always TIFF",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="skip inputs whose outputs are already complete"
     )
     add_cluster_options(parser)
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     settings = segment_settings(args)
     failures = 0
     for path in inputs:
-        if args.resume and all(p.exists() for p in output_paths(args, stems[path])):
+        if args.resume and already_done(args, stems[path]):
             print(f"{path.name}: already done", file=sys.stderr)
             continue
         try:
@@ -94,10 +101,24 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def output_paths(args, stem: str) -> list[Path]:
-    """Return the files written for one input: labels, and measurements unless --no-measure."""
-    labels = args.out / f"{stem}_labels.tif"
+def output_paths(args, stem: str, *, streamed: bool = False) -> list[Path]:
+    """Return the files written for one input: labels, and measurements unless --no-measure.
+
+    Labels of block-by-block segmentation (``streamed``) take ``--labels-format``.
+    """
+    from napari_segnet.inference.stream_outputs import LABEL_SUFFIXES
+
+    suffix = LABEL_SUFFIXES[args.labels_format if streamed else "tiff"]
+    labels = args.out / f"{stem}{suffix}"
     return [labels] if args.no_measure else [labels, args.out / f"{stem}_measurements.csv"]
+
+
+def already_done(args, stem: str) -> bool:
+    """Whether ``--resume`` may skip an input: its outputs, of either kind, are all there."""
+    return any(
+        all(path.exists() for path in output_paths(args, stem, streamed=streamed))
+        for streamed in (False, True)
+    )
 
 
 def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
@@ -163,12 +184,13 @@ def segment_streamed(image, path: Path, stem: str, args, model, settings, device
 
     spacing = image.spacing if image.spacing and len(image.spacing) == 2 else None
     shape = dict(zip(image.axes, image.data.shape))
-    with atomic_paths(*output_paths(args, stem)) as temporaries:
+    with atomic_paths(*output_paths(args, stem, streamed=True)) as temporaries:
         files = StreamedFiles(
             temporaries[0],
             None if args.no_measure else temporaries[1],
             (shape["Y"], shape["X"]),
             spacing=spacing,
+            labels_format=args.labels_format,
         )
         try:
             events = iter_segment_streamed(

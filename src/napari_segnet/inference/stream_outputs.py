@@ -1,4 +1,4 @@
-"""Files of block-by-block segmentation: labels as a tiled BigTIFF, measurements as CSV."""
+"""Files of block-by-block segmentation: labels (tiled BigTIFF or OME-Zarr), measurements (CSV)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from napari_segnet.io.tiled_labels import TiledLabelsWriter
+from napari_segnet.io.zarr_labels import ZarrLabelsWriter
 
 from .blocks import BlockObjects
+
+LABEL_WRITERS = {"tiff": TiledLabelsWriter, "zarr": ZarrLabelsWriter}
+# The name ending of each format's labels output.
+LABEL_SUFFIXES = {"tiff": "_labels.tif", "zarr": "_labels.zarr"}
 
 
 class StreamedFiles:
@@ -29,6 +34,8 @@ class StreamedFiles:
         ``(Y, X)`` of the plane.
     spacing : tuple of float, optional
         ``(y, x)`` pixel size in micrometres.
+    labels_format : {"tiff", "zarr"}
+        A tiled BigTIFF, or an OME-Zarr folder with a pyramid (NGFF 0.4).
 
     """
 
@@ -39,8 +46,11 @@ class StreamedFiles:
         shape: tuple[int, int],
         *,
         spacing: tuple[float, float] | None = None,
+        labels_format: str = "tiff",
     ):
-        self.labels = TiledLabelsWriter(labels_path, shape, spacing=spacing)
+        if labels_format not in LABEL_WRITERS:
+            raise ValueError(f"The labels format must be 'tiff' or 'zarr', not {labels_format!r}.")
+        self.labels = LABEL_WRITERS[labels_format](labels_path, shape, spacing=spacing)
         self.csv = None if csv_path is None else open(Path(csv_path), "w", newline="")
         self.count = 0
         self._header_written = False

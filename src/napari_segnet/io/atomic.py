@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,19 +90,21 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
         _move_all(temporaries, finals, token)
     finally:
         for temporary in temporaries:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
+            _remove(temporary)
 
 
 def _move_all(temporaries: list[Path], finals: list[Path], token: str) -> None:
     """Rename ``temporaries`` onto ``finals`` in order, undoing the done ones on failure."""
-    if len(finals) == 1:
+    if len(finals) == 1 and not (temporaries[0].is_dir() and finals[0].is_dir()):
         os.replace(temporaries[0], finals[0])
         return
     backups: list[tuple[bool, Path | None]] = []
     done = 0
     try:
-        backups.extend(_backup(final, token) for final in finals)
+        backups.extend(
+            _backup(final, token, folder=temporary.is_dir())
+            for temporary, final in zip(temporaries, finals)
+        )
         for temporary, final in zip(temporaries, finals):
             os.replace(temporary, final)
             done += 1
@@ -109,20 +112,29 @@ def _move_all(temporaries: list[Path], finals: list[Path], token: str) -> None:
         for final, (existed, backup) in zip(finals[:done], backups[:done]):
             with contextlib.suppress(OSError):
                 if backup is not None:
+                    if backup.is_dir():
+                        _remove(final)  # a folder cannot be replaced by a rename
                     os.replace(backup, final)
                 elif not existed:
-                    final.unlink()
+                    _remove(final)
         raise
     finally:
         for _, backup in backups:
             if backup is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    backup.unlink()
+                _remove(backup)
 
 
-def _backup(final: Path, token: str) -> tuple[bool, Path | None]:
-    """Return whether ``final`` exists, and a hard link to it under a hidden name (or None)."""
+def _backup(final: Path, token: str, folder: bool = False) -> tuple[bool, Path | None]:
+    """Return whether ``final`` exists, and a hard link to it under a hidden name (or None).
+
+    An existing folder that a new folder replaces (an OME-Zarr output, ``folder``) is
+    moved aside instead: it cannot be linked, and a rename cannot replace a folder that
+    has content. A file never replaces a folder: that rename fails.
+    """
     backup = _sibling(final, token, "backup")
+    if folder and final.is_dir() and not final.is_symlink():
+        os.replace(final, backup)
+        return True, backup
     try:
         os.link(final, backup, follow_symlinks=False)
     except FileNotFoundError:
@@ -130,6 +142,15 @@ def _backup(final: Path, token: str) -> tuple[bool, Path | None]:
     except (OSError, NotImplementedError):  # no hard links here: no rollback for this file
         return True, None
     return True, backup
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a folder (a temporary or a backup), if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _sibling(final: Path, token: str, kind: str) -> Path:
