@@ -314,10 +314,12 @@ def _add_ready_blocks(state: _BigFile) -> None:
 
 
 def _finish_big_file(state: _BigFile) -> str:
-    from .segment import _empty_table, oversized_warning
+    from napari_segnet.inference.stream_outputs import empty_table
+
+    from .segment import oversized_warning
 
     state.files.close(
-        empty_table=None if state.files.csv is None else _empty_table(state.image, state.spacing)
+        empty_table=None if state.files.csv is None else empty_table(state.image, state.spacing)
     )
     state.outputs.close()  # the outputs move into place
     line = f"{state.path.name}: {state.files.count} objects"

@@ -166,52 +166,35 @@ def block_by_block(image, args) -> bool:
     planes are larger than one block (stacks are then refused in one sentence); never with
     ``--block 0``.
     """
-    from napari_segnet.inference.stream import STREAM_PIXELS
+    from napari_segnet.inference.stream import should_stream
 
-    shape = dict(zip(image.axes, image.data.shape))
     if args.block is None:
-        planar = image.axes.replace("C", "").replace("S", "")
-        return planar == "YX" and shape["Y"] * shape["X"] > STREAM_PIXELS
+        return should_stream(image)
+    shape = dict(zip(image.axes, image.data.shape))
     return args.block != 0 and max(shape["Y"], shape["X"]) > args.block
 
 
 def segment_streamed(image, path: Path, stem: str, args, model, settings, device) -> int:
     """Segment a single-plane image block by block, streaming both outputs to disk."""
-    from napari_segnet.inference.blocks import BLOCK
-    from napari_segnet.inference.stream import iter_segment_streamed
-    from napari_segnet.inference.stream_outputs import StreamedFiles
-    from napari_segnet.io import atomic_paths
+    from napari_segnet.inference.stream_outputs import iter_segment_to_files
 
     spacing = image.spacing if image.spacing and len(image.spacing) == 2 else None
-    shape = dict(zip(image.axes, image.data.shape))
-    with atomic_paths(*output_paths(args, stem, streamed=True)) as temporaries:
-        files = StreamedFiles(
-            temporaries[0],
-            None if args.no_measure else temporaries[1],
-            (shape["Y"], shape["X"]),
-            spacing=spacing,
-            labels_format=args.labels_format,
-        )
-        try:
-            events = iter_segment_streamed(
-                image,
-                model,
-                settings,
-                files,
-                device=device,
-                block=args.block or BLOCK,
-                halo=args.halo,
-                measure=not args.no_measure,
-                spacing=spacing,
-            )
-            summary = run_with_progress_bar(events, path.name)
-            files.close(empty_table=None if args.no_measure else _empty_table(image, spacing))
-        except BaseException:
-            files.abort()
-            raise
+    outputs = output_paths(args, stem, streamed=True)
+    events = iter_segment_to_files(
+        image,
+        model,
+        settings,
+        *outputs,
+        labels_format=args.labels_format,
+        device=device,
+        block=args.block,
+        halo=args.halo,
+        spacing=spacing,
+    )
+    summary = run_with_progress_bar(events, path.name)
     if summary.oversized:
         print(oversized_warning(path, summary), file=sys.stderr)
-    return files.count
+    return summary.objects
 
 
 def oversized_warning(path: Path, summary) -> str:
@@ -220,17 +203,6 @@ def oversized_warning(path: Path, summary) -> str:
         f"{path.name}: warning: {summary.oversized} objects reach the edge of their block's "
         f"{summary.halo}-pixel halo and may be cut; segment again with a larger --halo."
     )
-
-
-def _empty_table(image, spacing):
-    """Return the measurement table of no objects: the CSV header when a plane has none."""
-    from dataclasses import replace
-
-    import numpy as np
-
-    index = tuple(slice(0, 1) if a in "YX" else slice(None) for a in image.axes)
-    corner = replace(image, data=np.asarray(image.data[index]))
-    return measure_every_channel(np.zeros((1, 1), np.uint32), "YX", corner, spacing)
 
 
 def describe_failure(path: Path, error: BaseException) -> str:

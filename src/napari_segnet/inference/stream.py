@@ -44,6 +44,13 @@ STREAM_PIXELS = 4096 * 4096
 TILE_CACHE_BYTES = 512 * 2**20
 
 
+def should_stream(image: MicroscopyImage) -> bool:
+    """Whether ``image`` is one plane of more than :data:`STREAM_PIXELS` (segment it in blocks)."""
+    planar = image.axes.replace("C", "").replace("S", "")
+    shape = dict(zip(image.axes, image.data.shape))
+    return planar == "YX" and shape["Y"] * shape["X"] > STREAM_PIXELS
+
+
 class PlaneSource:
     """What blocks read from a (lazy) single-plane image.
 

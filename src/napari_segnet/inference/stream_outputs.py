@@ -87,3 +87,83 @@ class StreamedFiles:
         self.labels.abort()
         if self.csv is not None:
             self.csv.close()
+
+
+def iter_segment_to_files(
+    image,
+    model,
+    settings,
+    labels_path: str | os.PathLike,
+    csv_path: str | os.PathLike | None = None,
+    *,
+    labels_format: str = "tiff",
+    device=None,
+    block: int | None = None,
+    halo: int | None = None,
+    spacing=None,
+):
+    """Segment a plane block by block into files that appear whole or not at all.
+
+    The labels go to ``labels_path`` (``labels_format``), the measurements of every
+    channel to ``csv_path`` (None: not measured). Closing the generator (cancel)
+    leaves no output behind.
+
+    Yields
+    ------
+    Progress
+
+    Returns
+    -------
+    napari_segnet.inference.stream.StreamSummary
+
+    """
+    from napari_segnet.io import atomic_paths
+
+    from .blocks import BLOCK
+    from .stream import iter_segment_streamed
+
+    shape = dict(zip(image.axes, image.data.shape))
+    paths = [labels_path] if csv_path is None else [labels_path, csv_path]
+    with atomic_paths(*paths) as temporaries:
+        files = StreamedFiles(
+            temporaries[0],
+            None if csv_path is None else temporaries[1],
+            (shape["Y"], shape["X"]),
+            spacing=spacing,
+            labels_format=labels_format,
+        )
+        try:
+            summary = yield from iter_segment_streamed(
+                image,
+                model,
+                settings,
+                files,
+                device=device,
+                block=block or BLOCK,
+                halo=halo,
+                measure=csv_path is not None,
+                spacing=spacing,
+            )
+            files.close(empty_table=None if csv_path is None else empty_table(image, spacing))
+        except BaseException:
+            files.abort()
+            raise
+    return summary
+
+
+def empty_table(image, spacing):
+    """Return the measurement table of no objects: the CSV header of a plane that has none."""
+    from dataclasses import replace
+
+    from napari_segnet.measure import measure
+
+    index = tuple(slice(0, 1) if a in "YX" else slice(None) for a in image.axes)
+    corner = replace(image, data=np.asarray(image.data[index]))
+    return measure(
+        np.zeros((1, 1), np.uint32),
+        corner.data,
+        axes="YX",
+        channel_axis=corner.channel_axis,
+        channel_names=list(corner.channel_names) or None,
+        spacing=spacing,
+    )
