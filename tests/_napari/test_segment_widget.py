@@ -234,3 +234,71 @@ def test_the_device_line_wraps_within_a_narrow_dock(sample_viewer, qtbot, run_to
     for status in unavailable:  # the whole reason, which the line shortens
         assert f"{status.name}: {status.detail}" in info.toolTip()
     assert bool(info.toolTip()) == bool(unavailable)
+
+
+@pytest.fixture
+def big_plane_rules(monkeypatch, tmp_path):
+    """Treat planes over 100,000 pixels as big, in 256-pixel blocks; results in tmp_path."""
+    from napari_segnet.inference import blocks, stream
+
+    monkeypatch.setattr(stream, "STREAM_PIXELS", 100_000)
+    monkeypatch.setattr(blocks, "BLOCK", 256)
+    monkeypatch.setenv("NAPARI_SEGNET_RESULTS", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def test_a_big_plane_is_segmented_in_blocks_into_a_multiscale_layer(
+    sample_viewer, big_plane_rules, errors, run_to_end
+):
+    from napari_segnet.inference.segment import segment
+    from napari_segnet.io import MicroscopyImage
+    from napari_segnet.models import load_model
+
+    viewer = sample_viewer
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image.choose(viewer.layers["DAPI"])
+    run = run_to_end(widget, widget.run_button)
+    assert not run.cancelled
+    stages = [event.stage for event in run.progress]
+    assert "segmenting block 1 of 9" in stages and stages[-1] == "segmented block 9"
+
+    labels = viewer.layers["DAPI labels"]
+    assert isinstance(labels, Labels) and labels.multiscale
+    assert [level.shape for level in labels.data] == [(520, 696), (260, 348), (130, 174)]
+    assert tuple(labels.scale) == pytest.approx((0.65, 0.65))
+    (folder,) = big_plane_rules.iterdir()
+    assert folder.name.startswith("DAPI-") and folder.name.endswith("_labels.zarr")
+    assert str(folder) in widget.status.text() and "block by block" in widget.status.text()
+
+    request = widget.request()
+    model, _ = load_model(bundled_model_path("nuclei"))
+    whole = segment(MicroscopyImage(request.image.data, "YX"), model, request.settings).labels
+    streamed = np.asarray(labels.data[0])
+    pairs = np.unique(np.stack([whole.ravel(), streamed.ravel()]), axis=1)
+    assert np.array_equal(whole > 0, streamed > 0)
+    assert pairs.shape[1] == len(np.unique(whole)) == len(np.unique(streamed))  # one to one
+    assert errors == []
+
+    # Running again replaces the layer's data with the new pyramid.
+    run_to_end(widget, widget.run_button)
+    assert [layer.name for layer in viewer.layers if isinstance(layer, Labels)] == ["DAPI labels"]
+    assert len(list(big_plane_rules.iterdir())) >= 1
+
+
+def test_cancelling_a_run_in_blocks_leaves_no_folder(sample_viewer, big_plane_rules, qtbot):
+    viewer = sample_viewer
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image.choose(viewer.layers["DAPI"])
+    with qtbot.waitSignal(
+        widget.runner.yielded,
+        check_params_cb=lambda event: event.stage.startswith("segmented block 1"),
+        timeout=TIMEOUT_MS,
+    ):
+        widget.run_button.click()
+    with qtbot.waitSignal(widget.runner.finished, timeout=TIMEOUT_MS) as finished:
+        widget.cancel_button.click()
+    assert finished.args == [True]
+    assert "DAPI labels" not in viewer.layers
+    assert list(big_plane_rules.iterdir()) == []  # nor any hidden partial folder

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from qtpy import QtWidgets as qw
 from napari_segnet.inference.devices import select_device
 from napari_segnet.inference.fallback import iter_segment_with_fallback
 from napari_segnet.inference.segment import SegmentSettings
+from napari_segnet.inference.stream import should_stream
+from napari_segnet.inference.stream_outputs import iter_segment_to_files
 from napari_segnet.io import MicroscopyImage
 from napari_segnet.messages import one_sentence
 from napari_segnet.models.checkpoint import ModelLoadError, load_model, read_model_config
@@ -52,6 +56,10 @@ class SegmentRequest:
         Channel, object size, tiling and instance thresholds.
     probabilities : bool
         Whether to keep the class probability maps (for extra layers).
+    results : pathlib.Path
+        Where the labels of a plane segmented block by block are written.
+    name : str
+        The layer's name, for the name of those labels.
     """
 
     image: MicroscopyImage
@@ -59,19 +67,51 @@ class SegmentRequest:
     device: str
     settings: SegmentSettings
     probabilities: bool = False
+    results: Path | None = None
+    name: str = "image"
 
 
-def run_segmentation(image, model_path, device, settings, probabilities=False):
+def results_dir() -> Path:
+    """Return the folder for labels of big planes.
+
+    ``$NAPARI_SEGNET_RESULTS``, or ``~/.napari-segnet/results``.
+    """
+    return Path(os.environ.get("NAPARI_SEGNET_RESULTS", Path.home() / ".napari-segnet" / "results"))
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """Labels of a big plane segmented block by block, in an OME-Zarr folder.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The ``.zarr`` folder (a pyramid: level 0 is full resolution).
+    summary : napari_segnet.inference.stream.StreamSummary
+        Objects found, and how many may be cut at block borders.
+    """
+
+    path: Path
+    summary: object
+
+
+def run_segmentation(
+    image, model_path, device, settings, probabilities=False, results=None, name="image"
+):
     """Load the model and segment the image, yielding Progress.
 
-    Runs in a worker thread: its arguments hold no Qt or napari objects.
+    Runs in a worker thread: its arguments hold no Qt or napari objects. A single
+    plane of more than :data:`~napari_segnet.inference.stream.STREAM_PIXELS` is
+    segmented block by block, in bounded memory, into an OME-Zarr folder in
+    ``results`` (see :func:`results_dir`), and comes back as a :class:`BlockResult`.
 
     Returns
     -------
     tuple or Failed
-        ``(Segmentation, where it ran)``, or :class:`Failed` with one sentence (it
-        never raises). Out of GPU memory, it retries with smaller tiles and then on
-        the CPU (:mod:`napari_segnet.inference.fallback`); where it ran says so.
+        ``(Segmentation or BlockResult, where it ran)``, or :class:`Failed` with one
+        sentence (it never raises). Out of GPU memory, it retries with smaller tiles
+        and then on the CPU (:mod:`napari_segnet.inference.fallback`); where it ran
+        says so.
     """
     warnings = []
 
@@ -84,6 +124,9 @@ def run_segmentation(image, model_path, device, settings, probabilities=False):
         yield Progress(0, 1, "loading the model")
         device = select_device(device)
         model, _ = load_model(model_path, device, fuse=True)
+        if should_stream(image):
+            events = _segment_in_blocks(image, model, settings, device, results, name)
+            return (yield from events), str(device)
         events = iter_segment_with_fallback(
             image, model, settings, device=device, keep_probabilities=probabilities
         )
@@ -92,6 +135,20 @@ def run_segmentation(image, model_path, device, settings, probabilities=False):
         _log.debug("Segmentation failed", exc_info=True)
         return Failed(one_sentence(error))
     return result, str(device) + (f" ({warnings[-1]})" if warnings else "")
+
+
+def _segment_in_blocks(image, model, settings, device, results: Path | None, name: str):
+    """Segment a big plane block by block into an OME-Zarr pyramid in ``results``."""
+    folder = results or results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "image"
+    path = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}_labels.zarr"
+    spacing = image.spacing if image.spacing and len(image.spacing) == 2 else None
+    events = iter_segment_to_files(
+        image, model, settings, path, labels_format="zarr", device=device, spacing=spacing
+    )
+    summary = yield from events
+    return BlockResult(path, summary)
 
 
 class SegmentWidget(qw.QWidget):
@@ -196,6 +253,7 @@ class SegmentWidget(qw.QWidget):
             self.device.currentText(),
             settings,
             self.probabilities.isChecked(),
+            name=self.image.layer().name,
         )
 
     def run(self) -> None:
@@ -229,9 +287,31 @@ class SegmentWidget(qw.QWidget):
         segmentation, device = result
         self.device_info.setText(self._devices.describe(f"Last run on {device}"))
         self.progress.setValue(self.progress.maximum())
+        if isinstance(segmentation, BlockResult):
+            summary = segmentation.summary
+            text = f"Found {summary.objects} objects in {layer.name}, block by block"
+            if summary.oversized:
+                text += (
+                    f"; {summary.oversized} may be cut at block borders (larger than the "
+                    f"{summary.halo}-pixel halo)"
+                )
+            self.status.setText(text + f". Labels: {segmentation.path}")
+            self.add_block_result(layer, segmentation)
+            return
         n = len(np.unique(segmentation.labels)) - 1
         self.status.setText(f"Found {n} objects in {layer.name}.")
         self.add_result(layer, segmentation)
+
+    def add_block_result(self, layer, result: BlockResult) -> Labels:
+        """Add or update ``<name> labels`` as a multiscale layer read lazily from its folder."""
+        import dask.array as da
+        import zarr
+
+        group = zarr.open_group(result.path, mode="r")
+        levels = [da.from_zarr(group[d["path"]]) for d in group.attrs["multiscales"][0]["datasets"]]
+        return self._put(
+            Labels, f"{layer.name} labels", levels, self._calibration(layer), multiscale=True
+        )
 
     def add_result(self, layer, segmentation) -> Labels:
         """Add or update ``<name> labels`` (and the probability maps) for an image layer.
@@ -248,12 +328,7 @@ class SegmentWidget(qw.QWidget):
         napari.layers.Labels
             The labels layer, new or updated.
         """
-        axes = layer_axes(layer).replace("S", "")
-        keep = [i for i, axis in enumerate(axes) if axis != "C"]
-        calibration = {
-            key: tuple(getattr(layer, key)[i] for i in keep)
-            for key in ("scale", "translate", "units", "axis_labels")
-        }
+        calibration = self._calibration(layer)
         if segmentation.probabilities is not None:  # added first: the labels stay on top
             for index, kind in ((1, "interior"), (2, "boundary")):
                 self._put(
@@ -271,11 +346,23 @@ class SegmentWidget(qw.QWidget):
             labels.features = {"index": classes["label"], **classes}
         return labels
 
+    @staticmethod
+    def _calibration(layer) -> dict:
+        """Return the scale, translation, units and axis names of a layer, less its channels."""
+        axes = layer_axes(layer).replace("S", "")
+        keep = [i for i, axis in enumerate(axes) if axis != "C"]
+        return {
+            key: tuple(getattr(layer, key)[i] for i in keep)
+            for key in ("scale", "translate", "units", "axis_labels")
+        }
+
     def _put(self, kind, name, data, calibration, **kwargs):
         layers = self._viewer.layers
         old = layers[name] if name in layers else None
-        if isinstance(old, kind) and old.ndim != data.ndim:  # e.g. another channel choice
-            layers.remove(old)
+        multiscale = kwargs.get("multiscale", False)
+        ndim = data[0].ndim if multiscale else data.ndim
+        if isinstance(old, kind) and (old.ndim != ndim or old.multiscale != multiscale):
+            layers.remove(old)  # e.g. another channel choice, or a big plane's pyramid
         elif isinstance(old, kind):
             layer = old
             for key, value in calibration.items():

@@ -21,6 +21,9 @@ stopped by the widget), so a function-and-arguments pair could not describe it.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -89,6 +92,7 @@ class WidgetWorker(QObject):
         self._widget, self._status = widget, status
         self._run_button, self._cancel_button = run_button, cancel_button
         self._worker = self._activity = None
+        self._cancelled = threading.Event()
         self._activity_stages: tuple[str, ...] | None = None
         self._on_destroy: list[Callable[[], Any]] = []
 
@@ -141,6 +145,9 @@ class WidgetWorker(QObject):
         if self._worker is not None:
             return False
         kwargs = arguments(request) if request is not None else {}
+        self._cancelled = threading.Event()
+        if inspect.isgeneratorfunction(function):
+            function = _closing_on_cancel(function, self._cancelled)
         worker = thread_worker(function, start_thread=False, ignore_errors=ignore_errors)(**kwargs)
         if hasattr(worker, "yielded"):  # a generator function
             worker.yielded.connect(self._on_yielded)
@@ -170,12 +177,15 @@ class WidgetWorker(QObject):
         if self._worker is None:
             return False
         self._status.setText(status)
-        self._worker.quit()
+        self._cancelled.set()
+        if not hasattr(self._worker, "yielded"):  # a plain function: napari's own stop
+            self._worker.quit()
         return True
 
     def _on_yielded(self, event) -> None:
         worker = self._worker
-        if event is None or worker is None or worker.abort_requested:  # no news, or stale
+        stale = worker is None or worker.abort_requested or self._cancelled.is_set()
+        if event is None or stale:  # no news, or stale
             return
         self.yielded.emit(event)
         stages = self._activity_stages
@@ -183,6 +193,8 @@ class WidgetWorker(QObject):
             self._activity.show(event)  # last: napari may process other events while drawing it
 
     def _on_returned(self, result) -> None:
+        if self._cancelled.is_set():
+            return
         if isinstance(result, Failed):
             self._status.setText(result.message)
             show_error(result.message)
@@ -200,4 +212,29 @@ class WidgetWorker(QObject):
         self._run_button.setEnabled(True)
         if self._cancel_button is not None:
             self._cancel_button.setEnabled(False)
-        self.finished.emit(worker.abort_requested)
+        self.finished.emit(worker.abort_requested or self._cancelled.is_set())
+
+
+def _closing_on_cancel(function: Callable, cancelled: threading.Event) -> Callable:
+    """Wrap a generator function so that cancelling closes its generator in the worker.
+
+    napari's worker just stops iterating a generator it is asked to quit; closing it
+    here instead runs its ``finally`` clauses at once, in the worker thread (a run that
+    writes files removes its partial ones).
+    """
+
+    @functools.wraps(function)
+    def run(**kwargs):
+        generator = function(**kwargs)
+        try:
+            while not cancelled.is_set():
+                try:
+                    event = next(generator)
+                except StopIteration as stop:
+                    return stop.value
+                yield event
+            return None
+        finally:
+            generator.close()
+
+    return run
