@@ -24,3 +24,15 @@ def test_names_that_still_clash_get_numbers():
     stems = list(output_stems(paths).values())
     assert len({s.casefold() for s in stems}) == 4
     assert stems[2:] == ["Cells", "cells_2"]
+
+
+def test_zarr_suffixes_are_removed_too():
+    paths = [
+        Path("/d/slide.ome.zarr"),
+        Path("/d/b.zarr"),
+        Path("/d/c.OME.ZARR"),
+        Path("/d/x.y.zarr"),
+    ]
+    assert list(output_stems(paths).values()) == ["slide", "b", "c", "x.y"]
+    same = [Path("/p1/img.ome.zarr"), Path("/p2/img.tif")]
+    assert list(output_stems(same).values()) == ["p1_img", "p2_img"]

@@ -1,8 +1,9 @@
-"""Read OME-TIFF, ImageJ hyperstacks and plain TIFF into a :class:`MicroscopyImage`."""
+"""Read OME-TIFF, ImageJ hyperstacks, plain TIFF and OME-Zarr into a :class:`MicroscopyImage`."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import struct
@@ -24,7 +25,9 @@ from .limits import (
     check_ome_sizes,
     fits_in_memory,
 )
+from .memory import available_memory, format_bytes
 from .metadata import read_metadata
+from .ome_zarr import is_ome_zarr, is_zarr_folder, read_ome_zarr
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 # Files whose pixels exceed this are opened lazily (memory map or dask) instead of read whole.
@@ -37,6 +40,23 @@ def is_tiff_path(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(TIFF_SUFFIXES)
 
 
+def is_image_path(path: str | os.PathLike) -> bool:
+    """Tell whether :func:`read_image` takes the path: a TIFF file name or an OME-Zarr folder.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any path; only an OME-Zarr folder needs to exist to be recognised.
+
+    Returns
+    -------
+    bool
+        True for a path with a TIFF extension, and for an OME-Zarr image folder.
+
+    """
+    return is_tiff_path(path) or is_ome_zarr(path)
+
+
 def read_image(
     path: str | os.PathLike,
     *,
@@ -45,14 +65,17 @@ def read_image(
     axes: str | None = None,
     lazy: bool | None = None,
 ) -> MicroscopyImage:
-    """Read a microscopy TIFF with its axes, channel names and pixel size.
+    """Read a microscopy TIFF or OME-Zarr image with its axes, channel names and pixel size.
 
     Parameters
     ----------
     path : str or os.PathLike
-        An OME-TIFF, ImageJ hyperstack or plain TIFF file.
+        An OME-TIFF, ImageJ hyperstack or plain TIFF file, or an OME-Zarr
+        folder (NGFF 0.4 and older on Zarr format 2, NGFF 0.5 on Zarr format 3;
+        see :mod:`napari_segnet.io.ome_zarr`).
     series : int, optional
-        Which image series of a multi-series file (default: the first).
+        Which image series of a multi-series file, or image of a
+        ``bioformats2raw`` OME-Zarr layout (default: the first).
     level : int, optional
         Pyramid level; 0 is full resolution.
     axes : str, optional
@@ -62,9 +85,10 @@ def read_image(
     lazy : bool, optional
         Return a memory map or dask array instead of reading the pixels. By
         default files larger than 512 MiB, or too large for the memory still
-        available, are opened lazily. A dask array decodes its blocks when
-        they are used, so memory stays bounded by a few blocks; a block that
-        turns out to be damaged then raises :class:`ImageReadError` too.
+        available, are opened lazily, and OME-Zarr folders always are. A dask
+        array decodes its blocks when they are used, so memory stays bounded
+        by a few blocks; a block that turns out to be damaged then raises
+        :class:`ImageReadError` too.
 
     Returns
     -------
@@ -74,16 +98,36 @@ def read_image(
     ------
     ImageReadError
         If the file is missing, empty, not a TIFF, truncated or otherwise
-        unreadable, if it declares absurd sizes (see
+        unreadable (a Zarr folder: not OME-Zarr, or with missing or damaged
+        metadata), if it declares absurd sizes (see
         :mod:`napari_segnet.io.limits`), or, with ``lazy=False``, if its
         pixels would not fit in the memory available; the message is a single
         sentence naming the file.
 
     """
     path = Path(path)
+    if is_zarr_folder(path):
+        return _read_zarr(path, series, level, axes, lazy)
     _check_file(path)
     with _quiet_tifffile():
         return _read(path, series, level, axes, lazy)
+
+
+def _read_zarr(path: Path, series: int, level: int, axes: str | None, lazy: bool | None):
+    """Open an OME-Zarr folder lazily; with ``lazy=False``, read its pixels into memory."""
+    image = read_ome_zarr(path, series=series, level=level, axes=axes)
+    if lazy is not False:
+        return image
+    nbytes = image.data.nbytes
+    if not fits_in_memory(nbytes):
+        raise ImageReadError(
+            f"Cannot read {path.name} into memory: its pixels would need {format_bytes(nbytes)}, "
+            f"too much for the {format_bytes(available_memory())} available (read it lazily "
+            "instead)."
+        )
+    return dataclasses.replace(
+        image, data=np.asarray(image.data), metadata={**image.metadata, "lazy": False}
+    )
 
 
 @contextlib.contextmanager
