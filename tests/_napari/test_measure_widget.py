@@ -172,3 +172,28 @@ def test_merge_features_aligns_user_columns_by_label():
     implicit = merge_features(pd.DataFrame({"note": ["bg", "one", "two"]}), new)
     assert list(implicit["note"].fillna("")) == ["one", "two", ""]
     assert list(merge_features(pd.DataFrame(), new).columns) == ["label", "area_px", "index"]
+
+
+def test_big_labels_are_measured_block_by_block_with_the_same_rows(
+    labelled_viewer, monkeypatch, errors, run_to_end, click_measure
+):
+    from napari_segnet.measure import blocks
+
+    viewer = labelled_viewer
+    layer = viewer.layers["nuclei labels"]
+    widget = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels.choose(layer)
+    click_measure(widget, layer)
+    whole = pd.DataFrame(layer.features).copy()
+
+    monkeypatch.setattr(blocks, "BLOCKWISE_PIXELS", 100_000)  # the sample counts as big
+    monkeypatch.setattr(blocks, "BLOCK", 200)
+    run = run_to_end(widget, widget.measure_button, TIMEOUT_MS)
+    assert [event.stage for event in run.progress][-1] == "measuring block 12 of 12"
+    assert widget.status.text().startswith(f"Measured {len(whole)} objects")
+    by_blocks = pd.DataFrame(layer.features)
+    assert list(by_blocks.columns) == list(whole.columns)
+    numeric = [c for c in whole.columns if pd.api.types.is_numeric_dtype(whole[c])]
+    np.testing.assert_allclose(by_blocks[numeric].to_numpy(float), whole[numeric].to_numpy(float))
+    assert errors == []

@@ -13,6 +13,7 @@ from qtpy import QtWidgets as qw
 from qtpy.QtCore import Qt
 
 from napari_segnet.measure import measure, write_csv
+from napari_segnet.measure.blocks import iter_measure_blocks
 from napari_segnet.messages import one_sentence
 
 from . import pickers
@@ -52,7 +53,12 @@ class MeasureRequest:
 
 
 def run_measure(labels, images, names, axes, spacing):
-    """Measure every object in a worker thread.
+    """Measure every object in a worker thread, yielding progress for big labels.
+
+    A 2-D labels layer of more than
+    :data:`~napari_segnet.measure.blocks.BLOCKWISE_PIXELS` is measured block by
+    block (:func:`~napari_segnet.measure.blocks.iter_measure_blocks`): memory
+    holds a block, not the image, and every object is measured whole.
 
     Returns
     -------
@@ -63,9 +69,22 @@ def run_measure(labels, images, names, axes, spacing):
         image = None
         if images:
             lazy = any(hasattr(data, "dask") for data in images)
-            if lazy:
+            if lazy or _blockwise(labels, axes):
                 import dask.array as da
-            image = da.stack(images) if lazy else np.stack([np.asarray(i) for i in images])
+
+                image = da.stack([da.asarray(i) for i in images])
+            else:
+                image = np.stack([np.asarray(i) for i in images])
+        if _blockwise(labels, axes):
+            return (
+                yield from iter_measure_blocks(
+                    labels,
+                    image,
+                    channel_axis=0 if images else None,
+                    channel_names=names or None,
+                    spacing=spacing,
+                )
+            )
         return measure(
             labels,
             image,
@@ -77,6 +96,13 @@ def run_measure(labels, images, names, axes, spacing):
     except Exception as error:
         _log.debug("Measuring failed", exc_info=True)
         return Failed(one_sentence(error))
+
+
+def _blockwise(labels, axes: str) -> bool:
+    """Whether labels are one plane too big to measure at once (see ``BLOCKWISE_PIXELS``)."""
+    from napari_segnet.measure import blocks
+
+    return axes == "YX" and labels.shape[0] * labels.shape[1] > blocks.BLOCKWISE_PIXELS
 
 
 def merge_features(existing, new: pd.DataFrame) -> pd.DataFrame:
@@ -161,6 +187,7 @@ class MeasureWidget(qw.QWidget):
             form.addRow(widget)
         form.addRow(hbox(self.export_csv_button, self.export_labels_button))
         self.runner = WidgetWorker(self, self.measure_button, self.status)
+        self.runner.yielded.connect(self._on_progress)
         self.runner.returned.connect(self._on_result)
         self.runner.finished.connect(self._on_finished)
 
@@ -255,8 +282,14 @@ class MeasureWidget(qw.QWidget):
         self.progress.setVisible(True)
         self.runner.start(run_measure, request, status=f"Measuring {self._target.name}…")
 
+    def _on_progress(self, event) -> None:
+        self.progress.setRange(0, max(event.total, 1))  # blocks measured so far
+        self.progress.setValue(event.done)
+        self.status.setText(event.stage.capitalize() + "…")
+
     def _on_finished(self, cancelled: bool) -> None:
         self.progress.setVisible(False)
+        self.progress.setRange(0, 0)
 
     def _on_result(self, result) -> None:
         self._target.features = merge_features(self._target.features, result)

@@ -51,6 +51,10 @@ class BlockObjects:
         ``class_probability``), for models with semantic classes.
     skipped : bool
         The context was one constant value and was not segmented.
+    source_ids : ndarray
+        The label each kept object had in the context (object ``i`` was ``source_ids[i - 1]``).
+    edge_ids : ndarray
+        The kept objects (1..count) that reach the edge of the context.
 
     """
 
@@ -62,6 +66,8 @@ class BlockObjects:
     table: object = None
     classes: dict = field(default_factory=dict)
     skipped: bool = False
+    source_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    edge_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
 
 
 def default_halo(model) -> int:
@@ -126,6 +132,14 @@ def kept_objects(labels: np.ndarray, block: Block, shape: tuple[int, int]) -> Bl
     if columns.stop < shape[1]:
         edges.append(local[:, -1])
     on_edge = np.unique(np.concatenate(edges)) if edges else np.zeros(0, np.uint32)
-    oversized = int(np.count_nonzero(on_edge))
+    on_edge = on_edge[on_edge > 0]
     origin = (int(rows.start + top), int(columns.start + left))
-    return BlockObjects(block, origin, patch, count, oversized)
+    return BlockObjects(
+        block,
+        origin,
+        patch,
+        count,
+        int(on_edge.size),
+        source_ids=ids[kept].astype(np.int64),
+        edge_ids=on_edge,
+    )
