@@ -99,3 +99,69 @@ def test_broken_files_give_one_clear_sentence(tmp_path, content):
     message = str(caught.value)
     assert message.startswith("Cannot read broken.tif")
     assert "\n" not in message
+
+
+def ome_zarr_sample(path, shape=(2, 96, 128), levels=1):
+    """A 2-channel NGFF 0.4 image (DAPI, GFP; 0.5 µm pixels) written with zarr."""
+    import zarr
+
+    rng = np.random.default_rng(0)
+    group = zarr.open_group(path, mode="w", zarr_format=2)
+    data = rng.integers(0, 4000, shape, dtype=np.uint16)
+    datasets = []
+    for k in range(levels):
+        group.create_array(str(k), data=data[:, :: 2**k, :: 2**k], chunks=(1, 64, 64))
+        scale = [1.0, 0.5 * 2**k, 0.5 * 2**k]
+        datasets.append(
+            {"path": str(k), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+        )
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": [
+                {"name": "c", "type": "channel"},
+                {"name": "y", "type": "space", "unit": "micrometer"},
+                {"name": "x", "type": "space", "unit": "micrometer"},
+            ],
+            "datasets": datasets,
+        }
+    ]
+    group.attrs["omero"] = {"channels": [{"label": "DAPI"}, {"label": "GFP"}]}
+    return data
+
+
+def test_ome_zarr_opens_as_calibrated_channel_layers(tmp_path):
+    path = tmp_path / "cells.ome.zarr"
+    data = ome_zarr_sample(path)
+    assert napari_get_reader(str(path)) is not None
+    layers = read(path)
+    assert [kwargs["name"] for _, kwargs, _ in layers] == ["DAPI", "GFP"]
+    for index, (layer_data, kwargs, kind) in enumerate(layers):
+        assert kind == "image" and kwargs["scale"] == pytest.approx((0.5, 0.5))
+        assert np.array_equal(np.asarray(layer_data), data[index])
+
+
+def test_big_pyramids_open_as_multiscale_layers(tmp_path, monkeypatch):
+    from napari_segnet._napari import reader
+
+    monkeypatch.setattr(reader, "MULTISCALE_PIXELS", 1000)
+    path = tmp_path / "slide.ome.zarr"
+    data = ome_zarr_sample(path, shape=(2, 256, 320), levels=3)
+    (levels, kwargs, _), _ = read(path)
+    assert kwargs["multiscale"] is True
+    assert [level.shape for level in levels] == [(256, 320), (128, 160), (64, 80)]
+    assert np.array_equal(np.asarray(levels[2]), data[0, ::4, ::4])
+
+
+def test_labels_written_as_ome_zarr_open_as_a_labels_layer(tmp_path, monkeypatch):
+    from napari_segnet._napari import reader
+    from napari_segnet.io.zarr_labels import ZarrLabelsWriter
+
+    monkeypatch.setattr(reader, "MULTISCALE_PIXELS", 1000)
+    path = tmp_path / "slide_labels.zarr"
+    with ZarrLabelsWriter(path, (600, 500), spacing=(0.5, 0.5)) as writer:
+        writer.paint(np.full((10, 10), 3, np.uint32), (20, 30))
+    ((levels, kwargs, kind),) = read(path)
+    assert kind == "labels" and kwargs["multiscale"] and kwargs["name"] == "slide_labels"
+    assert kwargs["scale"] == pytest.approx((0.5, 0.5))
+    assert np.asarray(levels[0])[25, 35] == 3 and len(levels) == 3

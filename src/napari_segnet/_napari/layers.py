@@ -66,9 +66,25 @@ def layer_calibration(image: MicroscopyImage, axes: str) -> dict:
     return {"scale": scale, "units": units, "axis_labels": tuple(a.lower() for a in axes)}
 
 
-def image_layer_data(image: MicroscopyImage) -> list[tuple]:
-    """Make napari ``LayerDataTuple``s for an image: one per channel, or one RGB layer."""
+def image_layer_data(
+    image: MicroscopyImage, levels: list[MicroscopyImage] | None = None
+) -> list[tuple]:
+    """Make napari ``LayerDataTuple``s for an image: one per channel, or one RGB layer.
+
+    With ``levels`` (the image's pyramid: ``image`` first, then coarser ones), the
+    layers are multiscale: napari reads the level that fits the zoom, so a whole
+    slide opens at once and pans block by block.
+    """
     stem = image.path.name.split(".")[0] if image.path else "image"
+    levels = levels if levels and len(levels) > 1 else None
+
+    def data_of(selection=None):
+        """Return the layer's data (an array, or the list of levels) and its smallest level."""
+        arrays = [lvl.data for lvl in (levels or [image])]
+        if selection is not None:
+            arrays = [a[selection] for a in arrays]
+        return (arrays if levels else arrays[0]), arrays[-1]
+
     common = {
         "pixel_size": dict(image.pixel_size),
         "source": str(image.path or ""),
@@ -83,9 +99,12 @@ def image_layer_data(image: MicroscopyImage) -> list[tuple]:
             "metadata": meta,
             **layer_calibration(image, axes),
         }
+        data, smallest = data_of()
+        if levels:
+            kwargs["multiscale"] = True
         if not image.is_rgb:
-            kwargs["contrast_limits"] = contrast_limits(image.data)
-        return [(image.data, kwargs, "image")]
+            kwargs["contrast_limits"] = contrast_limits(smallest)
+        return [(data, kwargs, "image")]
 
     channel_axis = image.channel_axis
     axes = image.axes.replace("C", "")
@@ -95,16 +114,18 @@ def image_layer_data(image: MicroscopyImage) -> list[tuple]:
         selection = tuple(
             index if i == channel_axis else slice(None) for i in range(image.data.ndim)
         )
-        data = image.data[selection]
+        data, smallest = data_of(selection)
         name = image.channel_names[index] if image.channel_names else f"{stem} [{index}]"
         wavelength = image.emission_wavelengths[index] if image.emission_wavelengths else None
         kwargs = {
             "name": name,
             "colormap": channel_colormap(name, wavelength, index, n),
             "blending": "additive",
-            "contrast_limits": contrast_limits(data),
+            "contrast_limits": contrast_limits(smallest),
             "metadata": {"axes": axes, "channel_name": name, "channel_index": index, **common},
             **layer_calibration(image, axes),
         }
+        if levels:
+            kwargs["multiscale"] = True
         layers.append((data, kwargs, "image"))
     return layers

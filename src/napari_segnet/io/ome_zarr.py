@@ -287,6 +287,7 @@ def _read(path: Path, series: int, level: int, axes: str | None) -> MicroscopyIm
         "n_series": n_series,
         "level": level,
         "n_levels": len(datasets),
+        "image_label": "image-label" in attrs,  # a label image (e.g. our own labels output)
         "file_axes": tuple(file_axes),
         "axes_inferred": inferred,
         "dtype": str(array.dtype),
