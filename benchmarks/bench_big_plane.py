@@ -8,7 +8,8 @@ zlib tiles), written tile by tile. Every run is `napari-segnet segment IMAGE --o
 default settings and measurements on, in its own process; peak RSS is that process's maximum
 resident memory (the command is one process: the label writer is a thread). Planes over
 4096² pixels are segmented block by block by default; `--in-memory` sizes are also run with
-`--block 0` (the whole plane in memory) for comparison.
+`--block 0` (the whole plane in memory) for comparison, and the two label images are compared:
+"same objects" means the same pixels carry objects and the labels map one to one.
 """
 
 import argparse
@@ -71,6 +72,22 @@ def run(image: Path, out: Path, threads: int, *extra: str) -> tuple[float, float
     if status != "0":
         raise SystemExit(f"segment failed: {last}")
     return float(seconds), int(rss_kib) / 2**20, last
+
+
+def same_objects(a_path: Path, b_path: Path, band: int = 2048) -> bool:
+    """Whether two label images hold the same objects up to relabelling (read in bands)."""
+    a_file, b_file = tifffile.TiffFile(a_path), tifffile.TiffFile(b_path)
+    with a_file, b_file:
+        a_data, b_data = a_file.series[0].asarray(out="memmap"), b_file.series[0].asarray()
+        pairs = []
+        for y in range(0, a_data.shape[0], band):
+            a, b = np.asarray(a_data[y : y + band]), np.asarray(b_data[y : y + band])
+            if not np.array_equal(a > 0, b > 0):
+                return False
+            inside = a > 0
+            pairs.append(np.unique((a[inside].astype(np.uint64) << 32) | b[inside]))
+    pairs = np.unique(np.concatenate(pairs))
+    return len(np.unique(pairs >> 32)) == len(np.unique(pairs & 0xFFFFFFFF)) == len(pairs)
 
 
 def main() -> None:

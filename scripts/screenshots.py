@@ -1,15 +1,18 @@
 """Take the README's screenshots headless.
 
-    xvfb-run -a .venv/bin/python scripts/screenshots.py
+    xvfb-run -a .venv/bin/python scripts/screenshots.py [--only slide]
 
 Writes PNG files into docs/images/.
 """
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import napari
+import numpy as np
+import tifffile
 from qtpy.QtWidgets import QApplication
 
 from napari_segnet._napari.qt_helpers import process_events_until
@@ -104,5 +107,29 @@ def widget_screenshots() -> None:
     viewer.close()
 
 
+def slide_screenshot() -> None:
+    """Segment a 6144 × 6144 mosaic block by block: the multiscale labels, zoomed in."""
+    folder = Path(tempfile.mkdtemp())
+    os.environ["NAPARI_SEGNET_RESULTS"] = str(folder / "results")
+    sample = tifffile.imread(sample_path("nuclei"))
+    period = np.block([[sample, sample[:, ::-1]], [sample[::-1], sample[::-1, ::-1]]])
+    rows, columns = (np.arange(6144) % n for n in period.shape)
+    mosaic = folder / "mosaic.tif"
+    tifffile.imwrite(mosaic, period[np.ix_(rows, columns)], tile=(512, 512), compression="zlib")
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.open(mosaic, plugin="napari-segnet")
+    _, segment = viewer.window.add_plugin_dock_widget("napari-segnet", "Segment")
+    run_to_end(segment, timeout_s=1800)
+    viewer.camera.center = (3072, 3072)
+    viewer.camera.zoom = 1.2
+    shoot(viewer, "segment_slide")
+    viewer.close()
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--only", "slide"]:
+        slide_screenshot()
+    else:
+        main()
+        slide_screenshot()

@@ -54,7 +54,6 @@ class ZarrLabelsWriter:
         spacing: tuple[float, float] | None = None,
         name: str = "labels",
     ):
-        import numcodecs
         import zarr
 
         self.path, self.shape = Path(path), tuple(int(n) for n in shape)
@@ -66,7 +65,7 @@ class ZarrLabelsWriter:
                 shape=tuple(-(-n // f) for n in self.shape),
                 chunks=(CHUNK, CHUNK),
                 dtype=np.uint32,
-                compressors=numcodecs.Zlib(level=4),
+                compressors={"id": "zlib", "level": 4},
                 chunk_key_encoding={"name": "v2", "separator": "/"},
                 fill_value=0,
             )
