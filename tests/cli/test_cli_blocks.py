@@ -90,3 +90,19 @@ def test_labels_as_an_ome_zarr_pyramid(run_cli, tmp_path):
         "segment", sample, "--out", tmp_path, "--block", 256, "--labels-format", "zarr", "--resume"
     )
     assert "already done" in again.stderr
+
+
+def test_measure_of_a_big_labels_output_block_by_block(run_cli, tmp_path):
+    sample = sample_path("nuclei_2ch")
+    assert run_cli("segment", sample, "--out", tmp_path, "--block", 256).returncode == 0
+    labels = tmp_path / "nuclei_2ch_labels.tif"
+    by_blocks, whole = tmp_path / "blocks.csv", tmp_path / "whole.csv"
+    result = run_cli("measure", "--image", sample, "--labels", labels, "--out", by_blocks,
+                     "--block", 128)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    args = ("measure", "--image", sample, "--labels", labels, "--out", whole, "--block", 0)
+    assert run_cli(*args).returncode == 0
+    tables = [pd.read_csv(p) for p in (by_blocks, whole, tmp_path / "nuclei_2ch_measurements.csv")]
+    for table in tables[1:]:  # the same rows (to rounding: blocks compute in local coordinates)
+        assert list(table.columns) == list(tables[0].columns)
+        np.testing.assert_allclose(table.to_numpy(float), tables[0].to_numpy(float), rtol=1e-9)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import UserError, measure_every_channel, prepare_output_folder
+from .common import UserError, measure_every_channel, prepare_output_folder, run_with_progress_bar
 
 
 def add_parser(commands, common: argparse.ArgumentParser) -> None:
@@ -16,11 +16,25 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="measure every labelled object in an image",
         description="Write one CSV row per object: size, shape, position and, for every "
-        "channel of IMAGE, intensity statistics. Physical units come from IMAGE's calibration.",
+        "channel of IMAGE, intensity statistics. Physical units come from IMAGE's calibration. "
+        "Labels of one plane over 4096 × 4096 pixels are measured block by block, in bounded "
+        "memory, every object whole.",
     )
-    parser.add_argument("--image", required=True, type=Path, help="intensity image (TIFF)")
-    parser.add_argument("--labels", required=True, type=Path, help="instance labels (TIFF)")
+    parser.add_argument(
+        "--image", required=True, type=Path, help="intensity image (TIFF or OME-Zarr)"
+    )
+    parser.add_argument(
+        "--labels", required=True, type=Path, help="instance labels (TIFF or OME-Zarr)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=None,
+        metavar="N",
+        help="measure 2-D labels larger than N × N block by block (default: over 4096 × 4096; "
+        "0: always at once)",
+    )
     parser.set_defaults(command="measure", run=run)
 
 
@@ -28,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     """Measure ``--labels`` against every channel of ``--image``."""
     from napari_segnet.io import read_image
     from napari_segnet.measure import write_csv
+    from napari_segnet.measure.blocks import BLOCKWISE_PIXELS, iter_measure_blocks
 
     image = read_image(args.image)
     labels = read_image(args.labels)
@@ -46,7 +61,22 @@ def run(args: argparse.Namespace) -> int:
             f"{args.image.name} ({image.axes} {tuple(image.data.shape)}) and {args.labels.name} "
             f"({labels.axes} {tuple(labels.data.shape)}) do not cover the same pixels."
         )
-    table = measure_every_channel(labels.data, labels.axes, image, image.spacing or labels.spacing)
+    spacing = image.spacing or labels.spacing
+    if args.block is not None and 0 < args.block < 64:
+        raise UserError("--block must be 0 or at least 64 pixels.")
+    blockwise = labels.data.size > BLOCKWISE_PIXELS if args.block is None else args.block > 0
+    if labels.axes == "YX" and blockwise and max(labels.data.shape) > (args.block or 0):
+        events = iter_measure_blocks(
+            labels.data,
+            image.data,
+            channel_axis=image.channel_axis,
+            channel_names=list(image.channel_names) or None,
+            spacing=spacing,
+            block=args.block or None,
+        )
+        table = run_with_progress_bar(events, args.labels.name)
+    else:
+        table = measure_every_channel(labels.data, labels.axes, image, spacing)
     prepare_output_folder(args.out.parent)
     write_csv(table, args.out)
     print(f"Measured {len(table)} objects; wrote {args.out}", file=sys.stderr)
