@@ -18,7 +18,7 @@ def test_patches_become_a_tiled_calibrated_bigtiff_that_reads_back(tmp_path):
         writer.paint(patch, (20, 440), offset=10)  # reaches the right edge's partial tile
         expected[20:120, 440:530][patch > 0] = patch[patch > 0] + 10
         writer.rows_final(64)
-        assert 0 not in writer._open  # the first row of tiles was handed over
+        assert writer._rows.next_band == 1  # the first row of tiles was handed over
         second = np.full((30, 30), 3, np.uint8)
         writer.paint(second, (270, 0), offset=10)  # the partial last row of tiles
         expected[270:300, 0:30] = 13

@@ -201,28 +201,20 @@ def iter_segment_block(
 
 def _measure(kept: BlockObjects, source: PlaneSource, settings: BlockSettings):
     """Measure the kept objects against every channel, in plane coordinates."""
-    from napari_segnet.measure import measure
+    from napari_segnet.measure.blocks import measure_patch
 
     (top, left), (height, width) = kept.origin, kept.patch.shape
-    image = source.image
     intensities = source.region(
         slice(top, top + height), slice(left, left + width), every_channel=True
     )
-    table = measure(
+    return measure_patch(
         kept.patch,
+        kept.origin,
         intensities,
-        axes="YX",
-        channel_axis=image.channel_axis,
-        channel_names=list(settings.channel_names) or None,
-        spacing=settings.spacing,
+        source.image.channel_axis,
+        list(settings.channel_names) or None,
+        settings.spacing,
     )
-    for axis, offset in (("y", top), ("x", left)):
-        for column in (f"centroid_{axis}_px", f"bbox_{axis}_min", f"bbox_{axis}_max"):
-            table[column] += offset
-    if settings.spacing is not None:
-        for axis, size in zip("yx", settings.spacing):
-            table[f"centroid_{axis}_um"] = table[f"centroid_{axis}_px"] * size
-    return table
 
 
 @dataclass

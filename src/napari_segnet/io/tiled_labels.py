@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from .label_rows import LabelRows
+
 TIFF_TILE = 256
 _DONE = object()
 
@@ -50,46 +52,21 @@ class TiledLabelsWriter:
     ):
         self.path, self.shape, self.tile = Path(path), tuple(int(n) for n in shape), tile
         self.spacing = spacing
-        self._open: dict[int, np.ndarray] = {}  # tile row -> (tile, width) labels
-        self._next_row = 0  # the first tile row not yet handed to the writer
-        self._rows: queue.Queue = queue.Queue(maxsize=4)
+        self._rows = LabelRows(self.shape, tile)  # a band is a row of tiles
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
         self._aborted = threading.Event()
         self._thread = threading.Thread(target=self._write, daemon=True)
         self._thread.start()
 
-    @property
-    def tile_rows(self) -> int:
-        """Number of rows of tiles in the image."""
-        return -(-self.shape[0] // self.tile)
-
     def paint(self, patch: np.ndarray, origin: tuple[int, int], offset: int = 0) -> None:
         """Write the nonzero pixels of ``patch`` (plus ``offset``) at ``origin``."""
-        top, left = origin
-        if top < self._next_row * self.tile:
-            raise ValueError("A patch was painted on rows already written.")
-        mask = patch > 0
-        values = patch.astype(np.uint32) + np.uint32(offset)
-        first, last = top // self.tile, (top + patch.shape[0] - 1) // self.tile
-        for row in range(first, last + 1):
-            canvas = self._open.get(row)
-            if canvas is None:
-                canvas = self._open[row] = np.zeros((self.tile, self.shape[1]), np.uint32)
-            y0, y1 = max(top, row * self.tile), min(top + patch.shape[0], (row + 1) * self.tile)
-            source = slice(y0 - top, y1 - top)
-            target = (
-                slice(y0 - row * self.tile, y1 - row * self.tile),
-                slice(left, left + patch.shape[1]),
-            )
-            np.copyto(canvas[target], values[source], where=mask[source])
+        self._rows.paint(patch, origin, offset)
 
     def rows_final(self, y: int) -> None:
         """Say that no patch will touch rows above ``y``: write their tiles."""
-        while self._next_row < self.tile_rows and (self._next_row + 1) * self.tile <= y:
-            self._hand_over(self._next_row)
-        if y >= self.shape[0]:
-            while self._next_row < self.tile_rows:
-                self._hand_over(self._next_row)
+        for _, canvas in self._rows.final(y):
+            self._put(canvas)
 
     def close(self) -> None:
         """Write every remaining row and finish the file; raise what the writer raised."""
@@ -103,7 +80,7 @@ class TiledLabelsWriter:
         """Stop writing (the file stays incomplete); safe to call more than once."""
         self._aborted.set()
         try:
-            self._rows.put_nowait(_DONE)
+            self._queue.put_nowait(_DONE)
         except queue.Full:
             pass
         self._thread.join()
@@ -117,17 +94,12 @@ class TiledLabelsWriter:
         else:
             self.abort()
 
-    def _hand_over(self, row: int) -> None:
-        canvas = self._open.pop(row, None)
-        self._put(row if canvas is None else canvas)
-        self._next_row = row + 1
-
     def _put(self, item) -> None:
         while not self._aborted.is_set():
             if self._error is not None:
                 raise self._error
             try:
-                self._rows.put(item, timeout=0.2)
+                self._queue.put(item, timeout=0.2)
                 return
             except queue.Full:
                 continue
@@ -135,15 +107,11 @@ class TiledLabelsWriter:
     def _tiles(self):
         """Yield the TIFF's tiles in order, a row at a time as rows are handed over."""
         width, tile = self.shape[1], self.tile
-        empty = np.zeros((tile, tile), np.uint32)
-        for _ in range(self.tile_rows):
-            item = self._rows.get()
+        for _ in range(self._rows.bands):
+            item = self._queue.get()
             if item is _DONE or self._aborted.is_set():
                 raise InterruptedError("Writing the labels was stopped.")
             for x in range(0, width, tile):
-                if isinstance(item, int):  # a row nothing was painted on
-                    yield empty
-                    continue
                 part = item[:, x : x + tile]
                 if part.shape[1] < tile:
                     part = np.pad(part, ((0, 0), (0, tile - part.shape[1])))
@@ -178,6 +146,6 @@ class TiledLabelsWriter:
             self._error = error
             while True:  # let a waiting producer go on to close() and see the error
                 try:
-                    self._rows.get_nowait()
+                    self._queue.get_nowait()
                 except queue.Empty:
                     break

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .label_rows import LabelRows
+
 CHUNK = 256
 SMALLEST_LEVEL = 256  # the pyramid stops once a level's longer side is at most this
 
@@ -73,45 +75,17 @@ class ZarrLabelsWriter:
         ]
         self._metadata = _multiscales(name, self.factors, spacing)
         self._group = group
-        self._open: dict[int, np.ndarray] = {}  # level-0 chunk row -> (CHUNK, width) labels
-        self._next_row = 0
+        self._rows = LabelRows(self.shape, CHUNK)  # a band is a row of level-0 chunks
         self._pending = [dict() for _ in self.factors]  # level -> {chunk row: rows so far}
-
-    @property
-    def chunk_rows(self) -> int:
-        """Number of rows of chunks in level 0."""
-        return -(-self.shape[0] // CHUNK)
 
     def paint(self, patch: np.ndarray, origin: tuple[int, int], offset: int = 0) -> None:
         """Write the nonzero pixels of ``patch`` (plus ``offset``) at ``origin``."""
-        top, left = origin
-        if top < self._next_row * CHUNK:
-            raise ValueError("A patch was painted on rows already written.")
-        mask = patch > 0
-        values = patch.astype(np.uint32) + np.uint32(offset)
-        for row in range(top // CHUNK, (top + patch.shape[0] - 1) // CHUNK + 1):
-            canvas = self._open.get(row)
-            if canvas is None:
-                canvas = self._open[row] = np.zeros((CHUNK, self.shape[1]), np.uint32)
-            y0, y1 = max(top, row * CHUNK), min(top + patch.shape[0], (row + 1) * CHUNK)
-            target = (
-                slice(y0 - row * CHUNK, y1 - row * CHUNK),
-                slice(left, left + patch.shape[1]),
-            )
-            source = slice(y0 - top, y1 - top)
-            np.copyto(canvas[target], values[source], where=mask[source])
+        self._rows.paint(patch, origin, offset)
 
     def rows_final(self, y: int) -> None:
         """Say that no patch will touch rows above ``y``: write their chunks."""
-        while self._next_row < self.chunk_rows and (
-            (self._next_row + 1) * CHUNK <= y or y >= self.shape[0]
-        ):
-            row = self._next_row
-            canvas = self._open.pop(row, None)
-            if canvas is None:
-                canvas = np.zeros((CHUNK, self.shape[1]), np.uint32)
-            self._write_row(row, canvas)
-            self._next_row += 1
+        for band, canvas in self._rows.final(y):
+            self._write_row(band, canvas)
 
     def close(self) -> None:
         """Write every remaining row and the OME metadata."""
@@ -119,8 +93,8 @@ class ZarrLabelsWriter:
         self._group.attrs.update(self._metadata)
 
     def abort(self) -> None:
-        """Stop (the folder is incomplete); nothing to release."""
-        self._open.clear()
+        """Stop (the folder is incomplete)."""
+        self._rows.clear()
 
     def __enter__(self):
         return self

@@ -114,7 +114,7 @@ def _boxes(labels: np.ndarray, core: tuple[slice, slice]) -> pd.DataFrame:
 
 
 def _measure_patch(patch, origin, image, channel_axis, channel_names, spacing) -> pd.DataFrame:
-    """Measure the objects of a patch of labels at ``origin``, in whole-image coordinates."""
+    """Measure the objects of a patch of labels at ``origin`` against the same part of ``image``."""
     (top, left), (height, width) = origin, patch.shape
     region = None
     if image is not None:
@@ -122,9 +122,33 @@ def _measure_patch(patch, origin, image, channel_axis, channel_names, spacing) -
         if channel_axis is not None:
             index.insert(channel_axis, slice(None))
         region = np.asarray(image[tuple(index)])
+    return measure_patch(patch, origin, region, channel_axis, channel_names, spacing)
+
+
+def measure_patch(patch, origin, intensities, channel_axis, channel_names, spacing) -> pd.DataFrame:
+    """Measure the objects of a 2-D patch of labels, in the coordinates of the whole plane.
+
+    Parameters
+    ----------
+    patch : ndarray of int
+        Labels of a region of the plane.
+    origin : tuple of int
+        Where the region's first pixel is in the plane (row, column).
+    intensities : ndarray or None
+        The same region of the image (with its channel axis ``channel_axis``).
+    channel_axis, channel_names, spacing
+        As in :func:`~napari_segnet.measure.measure`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Centroids and bounding boxes in plane pixels (and µm).
+
+    """
+    top, left = origin
     table = measure(
         patch,
-        region,
+        intensities,
         axes="YX",
         channel_axis=channel_axis,
         channel_names=channel_names,
