@@ -122,6 +122,10 @@ def main() -> None:
                     f"{megapixels / seconds:6.2f} {rss:7.2f} GiB  {last}",
                     flush=True,
                 )
+            if len(paths) == 2:
+                labels = f"{image.stem}_labels.tif"
+                same = same_objects(folder / "in_memory" / labels, folder / "blocks" / labels)
+                print(f"{'':>14} same objects in both: {'yes' if same else 'NO'}", flush=True)
             image.unlink()
 
 
