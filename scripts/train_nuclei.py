@@ -7,7 +7,8 @@ The split is a stable hash of each image id (15 % held out), plus the bundled sa
 so the demo shows an image the model never trained on. The held-out images are split again, by
 the same kind of hash: a *tuning* half (validation during training: the best epoch, and later
 thresholds, are chosen on it) and a *report* half that nothing is chosen on (published numbers).
-`--heads star` adds the star-convex head (starting from `--from`'s weights for the rest).
+`--heads star` adds the star-convex head and `--full-resolution N` a full-resolution path of N
+channels (starting from `--from`'s weights for the rest).
 Modalities are sampled with fixed shares (fluorescence 60 %, H&E-like colour 25 %,
 brightfield 15 %) since the classes are very unequal in size.
 """
@@ -23,7 +24,13 @@ import numpy as np
 import tifffile
 
 from napari_segnet.inference.devices import select_device
-from napari_segnet.models import ModelConfig, create_model, load_model, with_star_head
+from napari_segnet.models import (
+    ModelConfig,
+    create_model,
+    load_model,
+    with_full_resolution_path,
+    with_star_head,
+)
 from napari_segnet.progress import drain
 from napari_segnet.training.data import make_pair, median_diameter, split_validation
 from napari_segnet.training.loop import TrainSettings, iter_train
@@ -94,6 +101,13 @@ def main() -> None:
     parser.add_argument("--heads", choices=("classes", "star"), default="classes")
     parser.add_argument("--star-rays", type=int, default=32)
     parser.add_argument(
+        "--full-resolution",
+        type=int,
+        default=0,
+        metavar="CHANNELS",
+        help="add a full-resolution path of this width (0: none)",
+    )
+    parser.add_argument(
         "--instance-method", choices=("watershed", "star", "star_seeds"), default="watershed"
     )
     args = parser.parse_args()
@@ -105,6 +119,8 @@ def main() -> None:
         model, earlier = load_model(args.start_from)
         if args.heads == "star":
             model = with_star_head(model, args.star_rays, args.instance_method)
+        if args.full_resolution:
+            model = with_full_resolution_path(model, args.full_resolution)
         history = [
             *earlier.get("history", []),
             {k: earlier.get(k) for k in ("command", "epoch", "validation", "training_seconds")},
@@ -114,6 +130,7 @@ def main() -> None:
             encoder="compact",
             in_channels=1,
             name="nuclei",
+            full_resolution_channels=args.full_resolution,
             object_diameter_px=median_diameter(train),
             heads=("classes", "star") if args.heads == "star" else ("classes",),
             star_rays=args.star_rays,

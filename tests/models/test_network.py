@@ -166,3 +166,23 @@ def test_fused_inference_copy_computes_the_same(tmp_path):
     x = torch.rand(1, 1, 70, 90)
     with torch.no_grad():
         torch.testing.assert_close(fused(x)["instance"], plain(x)["instance"], rtol=1e-4, atol=1e-4)
+
+
+def test_a_full_resolution_path_added_to_a_trained_model_keeps_its_other_weights(tmp_path):
+    from napari_segnet.models import load_model, save_model, with_full_resolution_path
+    from napari_segnet.models.bundled import bundled_model_path
+
+    model, _ = load_model(bundled_model_path("nuclei"))
+    extended = with_full_resolution_path(model, channels=4)
+    assert extended.config.full_resolution_channels == 4
+    kept = {k: v for k, v in extended.state_dict().items() if k in model.state_dict()}
+    assert kept.keys() == model.state_dict().keys()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in kept.items())
+    assert with_full_resolution_path(extended) is extended
+    save_model(extended, tmp_path / "m.safetensors")
+    reloaded, _ = load_model(tmp_path / "m.safetensors")
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.eval()(x)["instance"], extended.eval()(x)["instance"])
+    with pytest.raises(ValueError, match="already has features at full resolution"):
+        with_full_resolution_path(create_model(ModelConfig(encoder="vgg16_bn")))

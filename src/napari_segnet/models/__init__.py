@@ -3,7 +3,7 @@
 from .checkpoint import ModelLoadError, load_model, read_model_config, read_model_file, save_model
 from .config import ModelConfig
 from .encoders import ENCODERS
-from .network import SegNet, create_model, with_star_head
+from .network import SegNet, create_model, with_full_resolution_path, with_star_head
 
 __all__ = [
     "ENCODERS",
@@ -15,5 +15,6 @@ __all__ = [
     "read_model_config",
     "read_model_file",
     "save_model",
+    "with_full_resolution_path",
     "with_star_head",
 ]

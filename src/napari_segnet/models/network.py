@@ -114,17 +114,44 @@ def with_star_head(model: SegNet, rays: int = 32, instance_method: str = "star_s
         How the extended model makes its objects.
 
     """
-    from dataclasses import replace
-
     if model.config.has_star_head:
         return model
-    config = replace(
-        model.config, heads=("classes", "star"), star_rays=rays, instance_method=instance_method
-    )
-    extended = create_model(config)
+    changes = {"heads": ("classes", "star"), "star_rays": rays, "instance_method": instance_method}
+    return _extended(model, changes, new_modules=("star.",))
+
+
+def with_full_resolution_path(model: SegNet, channels: int = 8) -> SegNet:
+    """Return a copy of ``model`` with a new, untrained full-resolution path.
+
+    For encoders whose finest features are at half resolution (the compact
+    one): a thin convolution of the input at full resolution is fused with the
+    upsampled decoder output before the classifier, so that objects a few
+    pixels wide reach a layer that sees them. Every other weight is kept. A
+    model that has the path is returned as it is.
+
+    Parameters
+    ----------
+    model : SegNet
+        The network to extend.
+    channels : int
+        Width of the full-resolution path.
+
+    """
+    if model.full_resolution is not None:
+        return model
+    if model.encoder.strides[0] == 1:
+        raise ValueError("This model's encoder already has features at full resolution.")
+    changes = {"full_resolution_channels": channels}
+    return _extended(model, changes, new_modules=("full_resolution.", "refine."))
+
+
+def _extended(model: SegNet, changes: dict, new_modules: tuple[str, ...]) -> SegNet:
+    from dataclasses import replace
+
+    extended = create_model(replace(model.config, **changes))
     missing, unexpected = extended.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or not all(key.startswith("star.") for key in missing):
-        raise ValueError("The model's weights do not fit a network with a star head.")
+    if unexpected or not all(key.startswith(new_modules) for key in missing):
+        raise ValueError(f"The model's weights do not fit a network with {', '.join(changes)}.")
     return extended
 
 
