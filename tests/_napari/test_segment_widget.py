@@ -302,3 +302,31 @@ def test_cancelling_a_run_in_blocks_leaves_no_folder(sample_viewer, big_plane_ru
     assert finished.args == [True]
     assert "DAPI labels" not in viewer.layers
     assert list(big_plane_rules.iterdir()) == []  # nor any hidden partial folder
+
+
+def test_a_big_z_stack_is_segmented_in_blocks_into_a_3d_multiscale_layer(
+    make_napari_viewer, big_plane_rules, monkeypatch, errors, run_to_end
+):
+    from napari_segnet.inference import stream
+
+    monkeypatch.setattr(stream, "STREAM_VOXELS", 100_000)
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-segnet", "nuclei_2ch")
+    plane = np.asarray(viewer.layers["DAPI"].data)
+    stack = viewer.add_image(
+        np.stack([plane, plane[::-1], plane[:, ::-1]]),
+        name="stack",
+        axis_labels=("z", "y", "x"),
+        scale=(2.0, 0.65, 0.65),
+    )
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image.choose(stack)
+    run = run_to_end(widget, widget.run_button)
+    assert not run.cancelled and errors == []
+    assert "block by block" in widget.status.text()
+    labels = viewer.layers["stack labels"]
+    assert isinstance(labels, Labels) and labels.multiscale
+    assert [level.shape for level in labels.data] == [(3, 520, 696), (3, 260, 348), (3, 130, 174)]
+    assert tuple(labels.scale) == pytest.approx((2.0, 0.65, 0.65))
+    assert np.asarray(labels.data[0]).max() > 100

@@ -61,11 +61,56 @@ def test_resume_skips_inputs_already_done(run_cli, tmp_path, nuclei_pairs):
 def test_bad_block_options_are_one_sentence(run_cli, error_lines, tmp_path):
     result = run_cli("segment", sample_path("nuclei"), "--out", tmp_path, "--block", 8)
     assert error_lines(result) == ["napari-segnet: error: --block must be 0 or at least 64 pixels."]
+    series = tmp_path / "series.tif"
+    tifffile.imwrite(series, np.zeros((3, 99, 99), np.uint8), imagej=True, metadata={"axes": "TYX"})
+    lines = error_lines(run_cli("segment", series, "--out", tmp_path, "--block", 64))
+    assert len(lines) == 1 and "time points one at a time" in lines[0]
+    assert not list(tmp_path.glob("series_*"))
+
+
+def write_stack(path):
+    """A calibrated Z-stack of bright ellipsoids, some on the corners and faces of 64-px blocks."""
+    rng = np.random.default_rng(1)
+    shape = (7, 150, 170)
+    z, y, x = np.indices(shape, sparse=True)
+    stack = rng.normal(20, 4, shape)
+    for cz, cy, cx in [(3, 64, 64), (2, 64, 25), (4, 128, 64), (3, 30, 128), (3, 110, 120)]:
+        stack[((z - cz) / 4) ** 2 + ((y - cy) / 9) ** 2 + ((x - cx) / 9) ** 2 <= 1] += 120
+    tifffile.imwrite(
+        path,
+        stack.clip(0, 255).astype(np.uint8),
+        imagej=True,
+        resolution=(2.0, 2.0),
+        metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"},
+    )
+
+
+def test_a_z_stack_block_by_block_locally_and_on_two_workers(run_cli, tmp_path):
     stack = tmp_path / "stack.tif"
-    tifffile.imwrite(stack, np.zeros((3, 99, 99), np.uint8), imagej=True, metadata={"axes": "ZYX"})
-    lines = error_lines(run_cli("segment", stack, "--out", tmp_path, "--block", 64))
-    assert len(lines) == 1 and "one 2-D plane" in lines[0]
-    assert not list(tmp_path.glob("stack_*"))
+    write_stack(stack)
+    runs = {
+        "whole": (),
+        "blocks": ("--block", 64, "--halo", 32),
+        "workers": ("--block", 64, "--halo", 32, "--workers", 2),
+    }
+    for name, options in runs.items():
+        result = run_cli("segment", stack, "--out", tmp_path / name, *options)
+        assert result.returncode == 0, result.stderr
+    whole = read_image(tmp_path / "whole" / "stack_labels.tif").data
+    blocks = tifffile.imread(tmp_path / "blocks" / "stack_labels.tif")
+    assert blocks.shape == whole.shape == (7, 150, 170) and whole.max() == 5
+    pairs = np.unique(np.stack([whole.ravel(), blocks.ravel()]), axis=1)
+    assert np.array_equal(whole > 0, blocks > 0) and pairs.shape[1] == 6  # one-to-one
+    calibrated = read_image(tmp_path / "blocks" / "stack_labels.tif")
+    assert calibrated.pixel_size == pytest.approx({"Z": 1.5, "Y": 0.5, "X": 0.5})
+    assert np.array_equal(tifffile.imread(tmp_path / "workers" / "stack_labels.tif"), blocks)
+    tables = [pd.read_csv(tmp_path / n / "stack_measurements.csv") for n in runs]
+    assert len(tables[0]) == 5 and "volume_um3" in tables[0].columns
+    assert tables[1].equals(tables[2])
+    mapping = dict(zip(pairs[0], pairs[1]))
+    tables[0]["label"] = tables[0]["label"].map(mapping)
+    tables[0] = tables[0].sort_values("label").reset_index(drop=True)
+    np.testing.assert_allclose(tables[0].to_numpy(float), tables[1].to_numpy(float), rtol=1e-6)
 
 
 def test_labels_as_an_ome_zarr_pyramid(run_cli, tmp_path):

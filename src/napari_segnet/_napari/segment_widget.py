@@ -100,9 +100,9 @@ def run_segmentation(
 ):
     """Load the model and segment the image, yielding Progress.
 
-    Runs in a worker thread: its arguments hold no Qt or napari objects. A single
-    plane of more than :data:`~napari_segnet.inference.stream.STREAM_PIXELS` is
-    segmented block by block, in bounded memory, into an OME-Zarr folder in
+    Runs in a worker thread: its arguments hold no Qt or napari objects. An image
+    that :func:`~napari_segnet.inference.stream.should_stream` calls big (a plane or
+    a Z-stack) is segmented block by block, in bounded memory, into an OME-Zarr folder in
     ``results`` (see :func:`results_dir`), and comes back as a :class:`BlockResult`.
 
     Returns
@@ -138,14 +138,13 @@ def run_segmentation(
 
 
 def _segment_in_blocks(image, model, settings, device, results: Path | None, name: str):
-    """Segment a big plane block by block into an OME-Zarr pyramid in ``results``."""
+    """Segment a big plane or Z-stack block by block into an OME-Zarr pyramid in ``results``."""
     folder = results or results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "image"
     path = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}_labels.zarr"
-    spacing = image.spacing if image.spacing and len(image.spacing) == 2 else None
     events = iter_segment_to_files(
-        image, model, settings, path, labels_format="zarr", device=device, spacing=spacing
+        image, model, settings, path, labels_format="zarr", device=device
     )
     summary = yield from events
     return BlockResult(path, summary)

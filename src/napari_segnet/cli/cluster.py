@@ -120,8 +120,7 @@ def segment_file_task(path: Path, stem: str, args) -> tuple[bool, str]:
 
 def segment_block_task(path: Path, args, channel, normalisation, block, block_settings):
     """Segment one block of a big file; return its :class:`BlockObjects`."""
-    from napari_segnet.inference.stream import TILE_CACHE_BYTES, PlaneSource, iter_segment_block
-    from napari_segnet.inference.tiling import TiledPredictor
+    from napari_segnet.inference.stream import PlaneSource, iter_segment_block, plane_predictors
     from napari_segnet.io import read_image
     from napari_segnet.progress import drain
 
@@ -130,20 +129,10 @@ def segment_block_task(path: Path, args, channel, normalisation, block, block_se
     if getattr(_WORKER_THREAD, "key", None) != key:
         _WORKER_THREAD.key = _WORKER_THREAD.plane = None
         source = PlaneSource(read_image(path), channel, normalisation)
-        settings = segment_settings(args)
-        predictor = TiledPredictor(
-            model,
-            source.normalised,
-            source.shape,
-            tile=settings.tile,
-            overlap=settings.overlap,
-            batch_size=settings.batch_size,
-            device=device,
-            cache_bytes=TILE_CACHE_BYTES,
-        )
-        _WORKER_THREAD.key, _WORKER_THREAD.plane = key, (source, predictor)
-    source, predictor = _WORKER_THREAD.plane
-    return drain(iter_segment_block(predictor, source, block, block_settings))
+        predictors = plane_predictors(model, source, segment_settings(args), device)
+        _WORKER_THREAD.key, _WORKER_THREAD.plane = key, (source, predictors)
+    source, predictors = _WORKER_THREAD.plane
+    return drain(iter_segment_block(predictors, source, block, block_settings))
 
 
 @dataclass
@@ -275,13 +264,13 @@ def run_on_cluster(args, inputs: list[Path], stems: dict[Path, str]) -> tuple[in
 def _open_big_file(path: Path, stem: str, args, model, settings) -> _BigFile:
     from napari_segnet.inference.blocks import BLOCK
     from napari_segnet.inference.stream import StreamSummary, plan_stream
-    from napari_segnet.inference.stream_outputs import StreamedFiles
+    from napari_segnet.inference.stream_outputs import StreamedFiles, labels_spacing
     from napari_segnet.io import atomic_paths, read_image
 
     from .segment import output_paths
 
     image = read_image(path)
-    spacing = image.spacing if image.spacing and len(image.spacing) == 2 else None
+    spacing = labels_spacing(image)
     plan = plan_stream(
         image,
         model,
@@ -296,7 +285,7 @@ def _open_big_file(path: Path, stem: str, args, model, settings) -> _BigFile:
     files = StreamedFiles(
         temporaries[0],
         None if args.no_measure else temporaries[1],
-        plan.source.shape,
+        plan.source.labels_shape,
         spacing=spacing,
         labels_format=args.labels_format,
     )

@@ -162,9 +162,9 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
 def block_by_block(image, args) -> bool:
     """Whether to segment ``image`` block by block.
 
-    By default a single plane over ``STREAM_PIXELS``; with ``--block N`` any image whose
-    planes are larger than one block (stacks are then refused in one sentence); never with
-    ``--block 0``.
+    By default a plane over ``STREAM_PIXELS`` pixels or a Z-stack over ``STREAM_VOXELS``
+    voxels; with ``--block N`` any image whose planes are larger than one block (time
+    series are then refused in one sentence); never with ``--block 0``.
     """
     from napari_segnet.inference.stream import should_stream
 
@@ -175,10 +175,9 @@ def block_by_block(image, args) -> bool:
 
 
 def segment_streamed(image, path: Path, stem: str, args, model, settings, device) -> int:
-    """Segment a single-plane image block by block, streaming both outputs to disk."""
+    """Segment a plane or Z-stack block by block, streaming both outputs to disk."""
     from napari_segnet.inference.stream_outputs import iter_segment_to_files
 
-    spacing = image.spacing if image.spacing and len(image.spacing) == 2 else None
     outputs = output_paths(args, stem, streamed=True)
     events = iter_segment_to_files(
         image,
@@ -189,7 +188,6 @@ def segment_streamed(image, path: Path, stem: str, args, model, settings, device
         device=device,
         block=args.block,
         halo=args.halo,
-        spacing=spacing,
     )
     summary = run_with_progress_bar(events, path.name)
     if summary.oversized:

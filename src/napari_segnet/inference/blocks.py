@@ -1,11 +1,11 @@
-"""Blocks of a big plane: their geometry, and which objects each block keeps.
+"""Blocks of a big plane or Z-stack: their geometry, and which objects each block keeps.
 
 A block is a *core* (the blocks' cores tile the plane) and a *context*: the
 core with a halo around it. Instances are made on the whole context, and a
 block keeps the objects whose first pixel (in raster order) lies in its core,
 so every object is kept by exactly one block and is whole, unless it reaches
 the edge of the context: then it may be larger than the halo and is counted as
-*oversized*.
+*oversized*. Blocks of a Z-stack cut only Y and X: each holds every plane.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ class BlockObjects:
     ----------
     block : Block
     origin : tuple of int
-        Plane coordinates of ``patch[0, 0]``.
+        Coordinates of the patch's first pixel in the plane ``(y, x)`` (or the
+        stack, ``(z, y, x)``).
     patch : ndarray of uint32
         The kept objects numbered ``1..count`` (0 elsewhere), cut to their
-        bounding box.
+        bounding box; ``(Z, Y, X)`` for a stack.
     count : int
         Number of objects kept.
     oversized : int
@@ -94,14 +95,19 @@ def plan_blocks(shape: tuple[int, int], block: int = BLOCK, halo: int = MIN_HALO
 
 
 def kept_objects(labels: np.ndarray, block: Block, shape: tuple[int, int]) -> BlockObjects:
-    """Return the objects of a context's labels that ``block`` keeps, numbered 1..n."""
+    """Return the objects of a context's labels that ``block`` keeps, numbered 1..n.
+
+    ``labels`` is the context's ``(Y, X)`` plane or ``(Z, Y, X)`` stack (blocks cut
+    only Y and X). An object's first pixel is its first in raster order over every
+    axis, so in a stack it is the same pixel in every context that holds it whole.
+    """
     rows, columns = block.context
     flat = labels.ravel()
     foreground = np.flatnonzero(flat)
     if foreground.size == 0:
         return BlockObjects(block)
     ids, first = np.unique(flat[foreground], return_index=True)
-    y, x = np.unravel_index(foreground[first], labels.shape)
+    *_, y, x = np.unravel_index(foreground[first], labels.shape)
     y, x = y + rows.start, x + columns.start
     core_rows, core_columns = block.core
     kept = (
@@ -116,27 +122,30 @@ def kept_objects(labels: np.ndarray, block: Block, shape: tuple[int, int]) -> Bl
     lookup = np.zeros(int(ids[-1]) + 1, np.uint32)
     lookup[ids[kept]] = np.arange(1, count + 1, dtype=np.uint32)
     local = lookup[labels]
-    inside_rows = np.flatnonzero(local.any(axis=1))
-    inside_columns = np.flatnonzero(local.any(axis=0))
-    top, bottom = inside_rows[0], inside_rows[-1] + 1
-    left, right = inside_columns[0], inside_columns[-1] + 1
-    patch = np.ascontiguousarray(local[top:bottom, left:right])
+    box = []
+    for axis in range(local.ndim):
+        others = tuple(a for a in range(local.ndim) if a != axis)
+        inside = np.flatnonzero(local.any(axis=others))
+        box.append(slice(int(inside[0]), int(inside[-1]) + 1))
+    patch = np.ascontiguousarray(local[tuple(box)])
     # Kept objects on an edge of the context that is not the plane's edge may be cut.
     edges = []
     if rows.start > 0:
-        edges.append(local[0])
+        edges.append(local[..., 0, :])
     if rows.stop < shape[0]:
-        edges.append(local[-1])
+        edges.append(local[..., -1, :])
     if columns.start > 0:
-        edges.append(local[:, 0])
+        edges.append(local[..., :, 0])
     if columns.stop < shape[1]:
-        edges.append(local[:, -1])
-    on_edge = np.unique(np.concatenate(edges)) if edges else np.zeros(0, np.uint32)
-    on_edge = on_edge[on_edge > 0]
-    origin = (int(rows.start + top), int(columns.start + left))
+        edges.append(local[..., :, -1])
+    on_edge = np.unique(np.concatenate([e.ravel() for e in edges])) if edges else np.zeros(0)
+    on_edge = on_edge[on_edge > 0].astype(np.uint32)
+    starts = [b.start for b in box]
+    starts[-2] += rows.start
+    starts[-1] += columns.start
     return BlockObjects(
         block,
-        origin,
+        tuple(int(n) for n in starts),
         patch,
         count,
         int(on_edge.size),

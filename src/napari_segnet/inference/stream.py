@@ -1,4 +1,4 @@
-"""Segment a big plane block by block in bounded memory, with the objects of the whole plane.
+"""Segment a big plane or Z-stack block by block in bounded memory, with the whole image's objects.
 
 Three things make the blocks add up to what :func:`~napari_segnet.inference.segment.iter_segment`
 gives for the whole plane (up to the numbering of the objects):
@@ -14,6 +14,11 @@ gives for the whole plane (up to the numbering of the objects):
 Objects that reach the edge of a context may be larger than the halo and cut: they are counted,
 and the caller says so. Blocks whose context is one constant value (a slide's empty background) are
 not segmented.
+
+A Z-stack is cut into blocks in Y and X only; each block holds every plane. Its planes are
+segmented one by one as above (each with its own normalisation, as in the whole stack) and linked
+into 3-D objects on the block's context (:func:`~napari_segnet.postprocess.stack.link_planes`),
+which, for objects that lie whole in the context, links exactly what the whole stack links.
 """
 
 from __future__ import annotations
@@ -38,21 +43,32 @@ from .segment import (
 )
 from .tiling import TiledPredictor
 
-# Planes with more pixels than this are segmented block by block by the command line.
+# Planes with more pixels than this are segmented block by block by the command line,
 STREAM_PIXELS = 4096 * 4096
+# and Z-stacks with more voxels than this.
+STREAM_VOXELS = 8 * STREAM_PIXELS
+# Voxels of one block's context of a Z-stack: the block edge shrinks for deep stacks.
+STACK_CONTEXT_VOXELS = 48 * 2**20
 # Memory for network outputs of tiles that the next blocks share.
 TILE_CACHE_BYTES = 512 * 2**20
 
 
 def should_stream(image: MicroscopyImage) -> bool:
-    """Whether ``image`` is one plane of more than :data:`STREAM_PIXELS` (segment it in blocks)."""
+    """Whether to segment ``image`` in blocks.
+
+    True for one plane of more than :data:`STREAM_PIXELS` pixels, and for a
+    Z-stack of more than :data:`STREAM_VOXELS` voxels or with such planes.
+    """
     planar = image.axes.replace("C", "").replace("S", "")
     shape = dict(zip(image.axes, image.data.shape))
-    return planar == "YX" and shape["Y"] * shape["X"] > STREAM_PIXELS
+    if planar not in ("YX", "ZYX"):
+        return False
+    pixels = shape["Y"] * shape["X"]
+    return pixels > STREAM_PIXELS or pixels * shape.get("Z", 1) > STREAM_VOXELS
 
 
 class PlaneSource:
-    """What blocks read from a (lazy) single-plane image.
+    """What blocks read from a (lazy) single-plane image or Z-stack.
 
     A block's reads (its tiles, its constant check, its measurements) are served
     from one region read ahead with :meth:`read_ahead`, so a compressed file is
@@ -64,15 +80,34 @@ class PlaneSource:
         The image; its ``data`` may be lazy (dask, zarr, memory map).
     channel : int or None
         The channel segmented.
-    normalisation : Normalisation
-        For the whole plane.
+    normalisation : Normalisation or tuple of Normalisation
+        For the whole plane; for a Z-stack, one per plane.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(Y, X)``: what blocks cut.
+    planes : int
+        Planes of the stack (1 for a single plane).
+    labels_shape : tuple of int
+        ``(Z, Y, X)`` of a stack, ``(Y, X)`` of a plane.
 
     """
 
-    def __init__(self, image: MicroscopyImage, channel: int | None, normalisation: Normalisation):
+    def __init__(
+        self,
+        image: MicroscopyImage,
+        channel: int | None,
+        normalisation: Normalisation | tuple[Normalisation, ...],
+    ):
         self.image, self.channel, self.normalisation = image, channel, normalisation
         axes, shape = image.axes, image.data.shape
         self.shape = (shape[axes.index("Y")], shape[axes.index("X")])
+        self.stacked = "Z" in axes
+        self.planes = shape[axes.index("Z")] if self.stacked else 1
+        self.labels_shape = (self.planes, *self.shape) if self.stacked else self.shape
+        if self.stacked and len(normalisation) != self.planes:
+            raise ValueError("A Z-stack needs one normalisation per plane.")
         self._ahead: tuple[slice, slice, np.ndarray] | None = None
 
     def read_ahead(self, rows: slice, columns: slice) -> None:
@@ -81,7 +116,7 @@ class PlaneSource:
         self._ahead = (rows, columns, self._read(rows, columns))
 
     def region(self, rows: slice, columns: slice, *, every_channel: bool = False) -> np.ndarray:
-        """Read a region: of the segmented channel, or with every channel."""
+        """Read a region (every plane of a stack): of the segmented channel, or every channel."""
         data = None
         if self._ahead is not None:
             ahead_rows, ahead_columns, ahead = self._ahead
@@ -100,9 +135,18 @@ class PlaneSource:
             data = np.take(data, self.channel, axis=self.image.axes.index("C"))
         return data
 
-    def normalised(self, rows: slice, columns: slice) -> np.ndarray:
-        """Return the network's input for a region."""
-        return self.normalisation.apply(self.region(rows, columns))
+    def normalised(self, rows: slice, columns: slice, plane: int = 0) -> np.ndarray:
+        """Return the network's input for a region of a plane (of the stack)."""
+        region = self.region(rows, columns)
+        if not self.stacked:
+            return self.normalisation.apply(region)
+        axes = self.image.axes if self.channel is None else self.image.axes.replace("C", "")
+        region = np.take(region, plane, axis=axes.index("Z"))
+        return self.normalisation[plane].apply(region)
+
+    def reader(self, plane: int):
+        """Return ``read(rows, columns)``: the network's input of one plane."""
+        return lambda rows, columns: self.normalised(rows, columns, plane)
 
     def _index(self, rows: slice, columns: slice) -> tuple:
         return tuple({"Y": rows, "X": columns}.get(a, slice(None)) for a in self.image.axes)
@@ -121,16 +165,16 @@ def plane_source(image: MicroscopyImage, model, settings: SegmentSettings) -> Pl
     Raises
     ------
     ValueError
-        For images with more than one plane, and for a ``diameter`` that asks
-        for rescaling (not done block by block).
+        For time series, and for a ``diameter`` that asks for rescaling (not
+        done block by block).
 
     """
     channel = choose_channel(image, settings.channel)
     planar = image.axes.replace("C", "").replace("S", "")
-    if planar != "YX":
+    if planar not in ("YX", "ZYX"):
         raise ValueError(
-            f"Block-by-block segmentation takes one 2-D plane, not axes {image.axes}; "
-            "segment the planes one at a time."
+            f"Block-by-block segmentation takes a 2-D plane or a Z-stack, not axes {image.axes}; "
+            "segment the time points one at a time."
         )
     if rescale_factor(model, image, settings) != 1.0:
         raise ValueError(
@@ -141,7 +185,16 @@ def plane_source(image: MicroscopyImage, model, settings: SegmentSettings) -> Pl
     if channel is not None:
         data = data[tuple(channel if a == "C" else slice(None) for a in image.axes)]
     percentiles = model.config.normalise_percentiles
-    return PlaneSource(image, channel, normalisation_of(data, percentiles, invert=settings.invert))
+    if "Z" not in image.axes:
+        return PlaneSource(
+            image, channel, normalisation_of(data, percentiles, invert=settings.invert)
+        )
+    z = (image.axes if channel is None else image.axes.replace("C", "")).index("Z")
+    normalisations = tuple(
+        normalisation_of(data[(slice(None),) * z + (plane,)], percentiles, invert=settings.invert)
+        for plane in range(data.shape[z])
+    )
+    return PlaneSource(image, channel, normalisations)
 
 
 @dataclass(frozen=True)
@@ -154,7 +207,8 @@ class BlockSettings:
     class_names: tuple[str, ...] = ()
     measure: bool = True
     channel_names: tuple[str, ...] = ()
-    spacing: tuple[float, float] | None = None
+    spacing: tuple[float, ...] | None = None
+    link_z: bool = True
 
 
 def block_settings(
@@ -168,31 +222,58 @@ def block_settings(
         measure=measure,
         channel_names=tuple(source.image.channel_names),
         spacing=tuple(spacing) if spacing is not None else None,
+        link_z=settings.link_z,
     )
 
 
 def iter_segment_block(
-    predictor: TiledPredictor, source: PlaneSource, block: Block, settings: BlockSettings
+    predictors: list[TiledPredictor], source: PlaneSource, block: Block, settings: BlockSettings
 ) -> Generator[Progress, None, BlockObjects]:
-    """Segment one block's context; return the objects the block keeps, measured."""
+    """Segment one block's context; return the objects the block keeps, measured.
+
+    ``predictors`` holds one predictor per plane (see :meth:`StreamPlan.predictors`).
+    """
     from napari_segnet.postprocess.classes import classify_instances
+    from napari_segnet.postprocess.stack import link_planes
 
     rows, columns = block.context
-    source.read_ahead(*predictor.reads(rows, columns))
+    source.read_ahead(*predictors[0].reads(rows, columns))
     context = source.region(rows, columns)
     if context.min() == context.max():  # e.g. a slide's empty background
         return BlockObjects(block, skipped=True)
     del context
-    outputs = yield from predictor.iter_window(rows, columns)
-    labels = make_instances(outputs, settings.method, settings.instances, settings.star)
+    planes, semantic, offset, n = [], [], 0, len(predictors)
+    for z, predictor in enumerate(predictors):
+        outputs = yield from relay(
+            predictor.iter_window(rows, columns),
+            lambda event, z=z: Progress(
+                z * 1000 + int(1000 * event.done / max(event.total, 1)), n * 1000, event.stage
+            ),
+        )
+        labels = make_instances(outputs, settings.method, settings.instances, settings.star)
+        if source.stacked:  # numbered on from the planes before, as the whole stack is
+            labels = labels.astype(np.uint32)
+            labels[labels > 0] += offset
+            offset = max(offset, int(labels.max(initial=0)))
+        planes.append(labels)
+        if "semantic" in outputs:
+            semantic.append(outputs["semantic"])
+        del outputs
+    labels = np.stack(planes) if source.stacked else planes[0]
+    del planes
+    if source.stacked and settings.link_z:
+        labels = link_planes(labels, 0)
     kept = kept_objects(labels, block, source.shape)
     if kept.count == 0:
         return kept
-    y0, x0 = kept.origin[0] - rows.start, kept.origin[1] - columns.start
-    inside = (slice(y0, y0 + kept.patch.shape[0]), slice(x0, x0 + kept.patch.shape[1]))
-    if "semantic" in outputs:
+    starts = (0,) * (labels.ndim - 2) + (rows.start, columns.start)
+    inside = tuple(
+        slice(o - s, o - s + n) for o, s, n in zip(kept.origin, starts, kept.patch.shape)
+    )
+    if semantic:
+        probabilities = np.stack(semantic, axis=1) if source.stacked else semantic[0]
         kept.classes = classify_instances(
-            kept.patch, outputs["semantic"][(slice(None), *inside)], settings.class_names
+            kept.patch, probabilities[(slice(None), *inside)], settings.class_names
         )
     if settings.measure:
         kept.table = _measure(kept, source, settings)
@@ -200,13 +281,18 @@ def iter_segment_block(
 
 
 def _measure(kept: BlockObjects, source: PlaneSource, settings: BlockSettings):
-    """Measure the kept objects against every channel, in plane coordinates."""
+    """Measure the kept objects against every channel, in image coordinates."""
     from napari_segnet.measure.blocks import measure_patch
 
-    (top, left), (height, width) = kept.origin, kept.patch.shape
+    *_, top, left = kept.origin
+    *_, height, width = kept.patch.shape
     intensities = source.region(
         slice(top, top + height), slice(left, left + width), every_channel=True
     )
+    if source.stacked:
+        z = source.image.axes.index("Z")
+        planes = slice(kept.origin[0], kept.origin[0] + kept.patch.shape[0])
+        intensities = intensities[(slice(None),) * z + (planes,)]
     return measure_patch(
         kept.patch,
         kept.origin,
@@ -248,18 +334,43 @@ class StreamPlan:
         later = self.blocks[number + 1 :]
         return min((b.context[0].start for b in later), default=self.source.shape[0])
 
-    def predictor(self, model, settings: SegmentSettings, device=None) -> TiledPredictor:
-        """Return a :class:`TiledPredictor` over the plane, caching shared tiles."""
-        return TiledPredictor(
+    def predictors(self, model, settings: SegmentSettings, device=None) -> list[TiledPredictor]:
+        """Return one :class:`TiledPredictor` per plane, caching shared tiles."""
+        return plane_predictors(model, self.source, settings, device)
+
+
+def plane_predictors(
+    model, source: PlaneSource, settings: SegmentSettings, device=None
+) -> list[TiledPredictor]:
+    """Return one :class:`TiledPredictor` per plane of ``source``.
+
+    Their tile caches share :data:`TILE_CACHE_BYTES`.
+    """
+    return [
+        TiledPredictor(
             model,
-            self.source.normalised,
-            self.source.shape,
+            source.reader(plane),
+            source.shape,
             tile=settings.tile,
             overlap=settings.overlap,
             batch_size=settings.batch_size,
             device=device,
-            cache_bytes=TILE_CACHE_BYTES,
+            cache_bytes=TILE_CACHE_BYTES // source.planes,
         )
+        for plane in range(source.planes)
+    ]
+
+
+def stack_block(block: int, halo: int, planes: int) -> int:
+    """Return the block edge for a stack of ``planes``.
+
+    A block's context then holds at most :data:`STACK_CONTEXT_VOXELS` voxels;
+    the edge is never below 64 pixels.
+    """
+    if planes <= 1:
+        return block
+    fits = int(np.sqrt(STACK_CONTEXT_VOXELS / planes)) - 2 * halo
+    return max(64, min(block, fits // 16 * 16))
 
 
 def plan_stream(
@@ -277,7 +388,7 @@ def plan_stream(
     halo = default_halo(model) if halo is None else int(halo)
     return StreamPlan(
         source,
-        plan_blocks(source.shape, block, halo),
+        plan_blocks(source.shape, stack_block(block, halo, source.planes), halo),
         block_settings(model, source, settings, measure=measure, spacing=spacing),
         halo,
     )
@@ -295,7 +406,7 @@ def iter_segment_streamed(
     measure: bool = True,
     spacing=None,
 ) -> Generator[Progress, None, StreamSummary]:
-    """Segment a single-plane image block by block; hand each block's objects to ``add``.
+    """Segment a plane or Z-stack block by block; hand each block's objects to ``add``.
 
     ``add(objects, final_row)`` is called for every block in raster order;
     ``objects.patch`` holds labels 1..count, to be shifted by the number of
@@ -310,12 +421,12 @@ def iter_segment_streamed(
     plan = plan_stream(
         image, model, settings, block=block, halo=halo, measure=measure, spacing=spacing
     )
-    predictor = plan.predictor(model, settings, device)
+    predictors = plan.predictors(model, settings, device)
     n = len(plan.blocks)
     summary = StreamSummary(blocks=n, halo=plan.halo)
     for number, current in enumerate(plan.blocks):
         objects = yield from relay(
-            iter_segment_block(predictor, plan.source, current, plan.block_settings),
+            iter_segment_block(predictors, plan.source, current, plan.block_settings),
             lambda event, number=number: Progress(
                 number * 1000 + int(1000 * event.done / max(event.total, 1)),
                 n * 1000,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_segnet.io.stack_labels import StackLabelsWriter
 from napari_segnet.io.tiled_labels import TiledLabelsWriter
 from napari_segnet.io.zarr_labels import ZarrLabelsWriter
 
@@ -31,11 +32,13 @@ class StreamedFiles:
     csv_path : path or None
         None: no measurements.
     shape : tuple of int
-        ``(Y, X)`` of the plane.
+        ``(Y, X)`` of the plane or ``(Z, Y, X)`` of the stack.
     spacing : tuple of float, optional
-        ``(y, x)`` pixel size in micrometres.
+        Pixel (voxel) size in micrometres, one per axis of ``shape``.
     labels_format : {"tiff", "zarr"}
         A tiled BigTIFF, or an OME-Zarr folder with a pyramid (NGFF 0.4).
+        A stack's labels are painted into a Zarr array on disk and written out
+        on :meth:`close` (:class:`~napari_segnet.io.stack_labels.StackLabelsWriter`).
 
     """
 
@@ -43,14 +46,19 @@ class StreamedFiles:
         self,
         labels_path: str | os.PathLike,
         csv_path: str | os.PathLike | None,
-        shape: tuple[int, int],
+        shape: tuple[int, ...],
         *,
-        spacing: tuple[float, float] | None = None,
+        spacing: tuple[float, ...] | None = None,
         labels_format: str = "tiff",
     ):
         if labels_format not in LABEL_WRITERS:
             raise ValueError(f"The labels format must be 'tiff' or 'zarr', not {labels_format!r}.")
-        self.labels = LABEL_WRITERS[labels_format](labels_path, shape, spacing=spacing)
+        if len(shape) == 3:
+            self.labels = StackLabelsWriter(
+                labels_path, shape, spacing=spacing, labels_format=labels_format
+            )
+        else:
+            self.labels = LABEL_WRITERS[labels_format](labels_path, shape, spacing=spacing)
         self.csv = None if csv_path is None else open(Path(csv_path), "w", newline="")
         self.count = 0
         self._header_written = False
@@ -102,11 +110,12 @@ def iter_segment_to_files(
     halo: int | None = None,
     spacing=None,
 ):
-    """Segment a plane block by block into files that appear whole or not at all.
+    """Segment a plane or Z-stack block by block into files that appear whole or not at all.
 
     The labels go to ``labels_path`` (``labels_format``), the measurements of every
-    channel to ``csv_path`` (None: not measured). Closing the generator (cancel)
-    leaves no output behind.
+    channel to ``csv_path`` (None: not measured). ``spacing`` defaults to the
+    image's own (:func:`labels_spacing`). Closing the generator (cancel) leaves
+    no output behind.
 
     Yields
     ------
@@ -122,13 +131,15 @@ def iter_segment_to_files(
     from .blocks import BLOCK
     from .stream import iter_segment_streamed
 
-    shape = dict(zip(image.axes, image.data.shape))
+    if spacing is None:
+        spacing = labels_spacing(image)
+    shape = tuple(n for a, n in zip(image.axes, image.data.shape) if a in "ZYX")
     paths = [labels_path] if csv_path is None else [labels_path, csv_path]
     with atomic_paths(*paths) as temporaries:
         files = StreamedFiles(
             temporaries[0],
             None if csv_path is None else temporaries[1],
-            (shape["Y"], shape["X"]),
+            shape,
             spacing=spacing,
             labels_format=labels_format,
         )
@@ -151,18 +162,25 @@ def iter_segment_to_files(
     return summary
 
 
+def labels_spacing(image) -> tuple[float, ...] | None:
+    """Return the image's pixel (voxel) size for its labels: one per spatial axis, or None."""
+    spatial = [a for a in image.axes if a in "ZYX"]
+    return tuple(image.spacing) if image.spacing and len(image.spacing) == len(spatial) else None
+
+
 def empty_table(image, spacing):
-    """Return the measurement table of no objects: the CSV header of a plane that has none."""
+    """Return the measurement table of no objects: the CSV header of an image that has none."""
     from dataclasses import replace
 
     from napari_segnet.measure import measure
 
-    index = tuple(slice(0, 1) if a in "YX" else slice(None) for a in image.axes)
+    index = tuple(slice(0, 1) if a in "ZYX" else slice(None) for a in image.axes)
     corner = replace(image, data=np.asarray(image.data[index]))
+    spatial = "".join(a for a in image.axes if a in "ZYX")
     return measure(
-        np.zeros((1, 1), np.uint32),
+        np.zeros((1,) * len(spatial), np.uint32),
         corner.data,
-        axes="YX",
+        axes=spatial,
         channel_axis=corner.channel_axis,
         channel_names=list(corner.channel_names) or None,
         spacing=spacing,

@@ -118,17 +118,7 @@ class TiledLabelsWriter:
                 yield np.ascontiguousarray(part)
 
     def _write(self) -> None:
-        metadata: dict = {"axes": "YX"}
-        resolution = None
-        if self.spacing is not None:
-            y, x = (float(s) for s in self.spacing)
-            metadata |= {
-                "PhysicalSizeY": y,
-                "PhysicalSizeYUnit": "µm",
-                "PhysicalSizeX": x,
-                "PhysicalSizeXUnit": "µm",
-            }
-            resolution = (1e4 / x, 1e4 / y)  # pixels per centimetre
+        metadata, options = tiff_calibration(self.spacing, "YX")
         try:
             with tifffile.TiffWriter(self.path, bigtiff=True, ome=True) as tiff:
                 tiff.write(
@@ -138,9 +128,8 @@ class TiledLabelsWriter:
                     tile=(self.tile, self.tile),
                     photometric="minisblack",
                     compression="zlib",
-                    resolution=resolution,
-                    resolutionunit="CENTIMETER" if resolution else None,
                     metadata=metadata,
+                    **options,
                 )
         except BaseException as error:  # handed to the caller by close()
             self._error = error
@@ -149,3 +138,19 @@ class TiledLabelsWriter:
                     self._queue.get_nowait()
                 except queue.Empty:
                     break
+
+
+def tiff_calibration(spacing, axes: str) -> tuple[dict, dict]:
+    """OME metadata and resolution tags of a labels TIFF with ``axes`` (``YX`` or ``ZYX``).
+
+    Returns ``(metadata, options)`` for :meth:`tifffile.TiffWriter.write`; ``spacing``
+    holds micrometres, one per axis, or is None (uncalibrated).
+    """
+    metadata: dict = {"axes": axes}
+    if spacing is None:
+        return metadata, {}
+    sizes = dict(zip(axes, (float(s) for s in spacing)))
+    for axis, size in sizes.items():
+        metadata |= {f"PhysicalSize{axis}": size, f"PhysicalSize{axis}Unit": "µm"}
+    resolution = (1e4 / sizes["X"], 1e4 / sizes["Y"])  # pixels per centimetre
+    return metadata, {"resolution": resolution, "resolutionunit": "CENTIMETER"}

@@ -73,7 +73,7 @@ class ZarrLabelsWriter:
             )
             for k, f in enumerate(self.factors)
         ]
-        self._metadata = _multiscales(name, self.factors, spacing)
+        self._metadata = multiscales_metadata(name, self.factors, spacing)
         self._group = group
         self._rows = LabelRows(self.shape, CHUNK)  # a band is a row of level-0 chunks
         self._pending = [dict() for _ in self.factors]  # level -> {chunk row: rows so far}
@@ -127,16 +127,24 @@ class ZarrLabelsWriter:
                 del self._pending[k][chunk]
 
 
-def _multiscales(name: str, factors: list[int], spacing) -> dict:
-    """NGFF 0.4 ``multiscales`` (and ``image-label``) metadata of a 2-D label pyramid."""
-    size = spacing if spacing is not None else (1.0, 1.0)
+def multiscales_metadata(name: str, factors: list[int], spacing, ndim: int = 2) -> dict:
+    """NGFF 0.4 ``multiscales`` (and ``image-label``) metadata of a label pyramid.
+
+    ``ndim`` 2: axes ``yx``; 3: ``zyx``, with Z never downsampled. ``spacing``
+    (micrometres, one per axis) or None (unit steps, no unit).
+    """
+    size = [float(s) for s in spacing] if spacing is not None else [1.0] * ndim
     unit = {"unit": "micrometer"} if spacing is not None else {}
+    axes = "zyx"[-ndim:]
     datasets = [
         {
             "path": str(k),
             # Pixel i of level k is pixel i·f of level 0 (sampled, not averaged): no shift.
             "coordinateTransformations": [
-                {"type": "scale", "scale": [float(size[0]) * f, float(size[1]) * f]}
+                {
+                    "type": "scale",
+                    "scale": [s * (1 if a == "z" else f) for a, s in zip(axes, size)],
+                }
             ],
         }
         for k, f in enumerate(factors)
@@ -146,7 +154,7 @@ def _multiscales(name: str, factors: list[int], spacing) -> dict:
             {
                 "version": "0.4",
                 "name": name,
-                "axes": [{"name": a, "type": "space", **unit} for a in "yx"],
+                "axes": [{"name": a, "type": "space", **unit} for a in axes],
                 "datasets": datasets,
                 "type": "nearest (every n-th pixel)",
             }

@@ -126,14 +126,14 @@ def _measure_patch(patch, origin, image, channel_axis, channel_names, spacing) -
 
 
 def measure_patch(patch, origin, intensities, channel_axis, channel_names, spacing) -> pd.DataFrame:
-    """Measure the objects of a 2-D patch of labels, in the coordinates of the whole plane.
+    """Measure the objects of a patch of labels, in the coordinates of the whole image.
 
     Parameters
     ----------
     patch : ndarray of int
-        Labels of a region of the plane.
+        Labels of a region of a plane ``(Y, X)`` or of a Z-stack ``(Z, Y, X)``.
     origin : tuple of int
-        Where the region's first pixel is in the plane (row, column).
+        Where the region's first pixel is in the image (one index per axis).
     intensities : ndarray or None
         The same region of the image (with its channel axis ``channel_axis``).
     channel_axis, channel_names, spacing
@@ -142,22 +142,22 @@ def measure_patch(patch, origin, intensities, channel_axis, channel_names, spaci
     Returns
     -------
     pandas.DataFrame
-        Centroids and bounding boxes in plane pixels (and µm).
+        Centroids and bounding boxes in image pixels (and µm).
 
     """
-    top, left = origin
+    axes = "ZYX"[-patch.ndim :]
     table = measure(
         patch,
         intensities,
-        axes="YX",
+        axes=axes,
         channel_axis=channel_axis,
         channel_names=channel_names,
         spacing=spacing,
     )
-    for axis, offset in (("y", top), ("x", left)):
+    for axis, offset in zip(axes.lower(), origin):
         for column in (f"centroid_{axis}_px", f"bbox_{axis}_min", f"bbox_{axis}_max"):
             table[column] += offset
     if spacing is not None:
-        for axis, size in zip("yx", spacing):
+        for axis, size in zip(axes.lower(), spacing):
             table[f"centroid_{axis}_um"] = table[f"centroid_{axis}_px"] * size
     return table
