@@ -70,3 +70,16 @@ class LabelRows:
     def clear(self) -> None:
         """Drop every open band."""
         self._open.clear()
+
+
+class ClosedOrAborted:
+    """A labels writer as a context: :meth:`close` on success, ``abort`` on an error."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.close()
+        else:
+            self.abort()

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from .label_rows import ClosedOrAborted
 from .tiled_labels import TIFF_TILE, tiff_calibration
 from .zarr_labels import CHUNK, multiscales_metadata, pyramid_factors
 
 FORMATS = ("tiff", "zarr")
 
 
-class StackLabelsWriter:
+class StackLabelsWriter(ClosedOrAborted):
     """Assemble the labels of a ``(Z, Y, X)`` stack from patches; write them on :meth:`close`.
 
     The same interface as :class:`~napari_segnet.io.tiled_labels.TiledLabelsWriter`.
@@ -84,15 +85,6 @@ class StackLabelsWriter:
         """Stop; the output is incomplete (a TIFF's planes folder is removed)."""
         if self.labels_format == "tiff":
             shutil.rmtree(self._root, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, traceback):
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
 
     def _create(self, level: int, shape: tuple[int, ...]):
         return self._group.create_array(

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .label_rows import LabelRows
+from .label_rows import ClosedOrAborted, LabelRows
 
 TIFF_TILE = 256
 _DONE = object()
 
 
-class TiledLabelsWriter:
+class TiledLabelsWriter(ClosedOrAborted):
     """Assemble labels from patches and stream them into a tiled, calibrated BigTIFF.
 
     Patches may arrive in any order and overlap rows that are still open; a row
@@ -84,15 +84,6 @@ class TiledLabelsWriter:
         except queue.Full:
             pass
         self._thread.join()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, traceback):
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
 
     def _put(self, item) -> None:
         while not self._aborted.is_set():

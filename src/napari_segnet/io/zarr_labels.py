@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .label_rows import LabelRows
+from .label_rows import ClosedOrAborted, LabelRows
 
 CHUNK = 256
 SMALLEST_LEVEL = 256  # the pyramid stops once a level's longer side is at most this
@@ -27,7 +27,7 @@ def pyramid_factors(shape: tuple[int, int], smallest: int = SMALLEST_LEVEL) -> l
     return factors
 
 
-class ZarrLabelsWriter:
+class ZarrLabelsWriter(ClosedOrAborted):
     """Assemble labels from patches and stream them into an OME-Zarr multiscale group.
 
     The same interface as :class:`~napari_segnet.io.tiled_labels.TiledLabelsWriter`: paint
@@ -95,15 +95,6 @@ class ZarrLabelsWriter:
     def abort(self) -> None:
         """Stop (the folder is incomplete)."""
         self._rows.clear()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, traceback):
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
 
     def _write_row(self, row: int, canvas: np.ndarray) -> None:
         """Write level 0's chunk row ``row`` and what it gives every coarser level."""
