@@ -163,3 +163,23 @@ def _sibling(final: Path, token: str, kind: str) -> Path:
     while len(os.fsencode(stem)) > room and stem:
         stem = stem[:-1]
     return final.with_name(f".{stem}{tail}")
+
+
+def writable_destination(path: str | os.PathLike) -> Path:
+    """Return ``path`` as a Path after checking, in one clear sentence, that its folder is writable.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder does not exist (an :class:`OSError`).
+    PermissionError
+        If the folder is not writable (an :class:`OSError`).
+
+    """
+    destination = Path(path)
+    folder = destination.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Cannot write {destination}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"Cannot write {destination}: the folder {folder} is not writable.")
+    return destination
