@@ -159,7 +159,12 @@ def run_on_cluster(args, inputs: list[Path], stems: dict[Path, str]) -> tuple[in
 
     from napari_segnet.io import read_image
 
-    from .segment import already_done, block_by_block, describe_failure
+    from .segment import (
+        already_done,
+        block_by_block,
+        describe_failure,
+        refuse_export_block_by_block,
+    )
 
     model, _ = load_model_and_device(args)  # here only to plan big files
     settings = segment_settings(args)
@@ -178,6 +183,8 @@ def run_on_cluster(args, inputs: list[Path], stems: dict[Path, str]) -> tuple[in
             try:
                 image = read_image(path)
                 is_big = block_by_block(image, args)
+                if is_big:
+                    refuse_export_block_by_block(path, args)
             except Exception as error:
                 failures += 1
                 print(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .common import UserError, measure_every_channel, prepare_output_folder, run_with_progress_bar
+from .exports import add_export_option, export_paths, write_exports
 
 
 def add_parser(commands, common: argparse.ArgumentParser) -> None:
@@ -35,13 +36,19 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
         help="measure 2-D labels larger than N × N block by block (default: over 4096 × 4096; "
         "0: always at once)",
     )
+    add_export_option(
+        parser,
+        "beside the CSV, named after it without _measurements (cells_measurements.csv → "
+        "cells.geojson, cells_rois.zip)",
+    )
     parser.set_defaults(command="measure", run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Measure ``--labels`` against every channel of ``--image``."""
-    from napari_segnet.io import read_image
-    from napari_segnet.measure import write_csv
+    from napari_segnet.io import atomic_paths, read_image
+    from napari_segnet.io.atomic import writable_destination
+    from napari_segnet.io.outlines import boxes_from_table
     from napari_segnet.measure.blocks import BLOCKWISE_PIXELS, iter_measure_blocks
 
     image = read_image(args.image)
@@ -65,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if args.block is not None and 0 < args.block < 64:
         raise UserError("--block must be 0 or at least 64 pixels.")
     blockwise = labels.data.size > BLOCKWISE_PIXELS if args.block is None else args.block > 0
-    if labels.axes == "YX" and blockwise and max(labels.data.shape) > (args.block or 0):
+    blockwise = labels.axes == "YX" and blockwise and max(labels.data.shape) > (args.block or 0)
+    if blockwise:
         events = iter_measure_blocks(
             labels.data,
             image.data,
@@ -78,9 +86,29 @@ def run(args: argparse.Namespace) -> int:
     else:
         table = measure_every_channel(labels.data, labels.axes, image, spacing)
     prepare_output_folder(args.out.parent)
-    write_csv(table, args.out)
-    print(f"Measured {len(table)} objects; wrote {args.out}", file=sys.stderr)
+    exports = export_paths(args.out.parent, export_stem(args.out), args.export)
+    writable_destination(args.out)
+    with atomic_paths(args.out, *exports) as temporaries:
+        table.to_csv(temporaries[0], index=False)
+        # Objects of labels measured block by block are read back one box at a time.
+        write_exports(
+            temporaries[1:],
+            args.export,
+            labels.data,
+            axes=labels.axes,
+            table=table,
+            boxes=(lambda: boxes_from_table(table, labels.axes)) if blockwise else None,
+        )
+    written = ", ".join(str(p) for p in (args.out, *exports))
+    print(f"Measured {len(table)} objects; wrote {written}", file=sys.stderr)
     return 0
+
+
+def export_stem(csv: Path) -> str:
+    """``cells_measurements.csv`` → ``cells``: the stem of the exports written beside a CSV."""
+    stem = csv.stem
+    suffix = "_measurements"
+    return stem[: -len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else stem
 
 
 def _shape_without_channels(image) -> tuple[int, ...]:

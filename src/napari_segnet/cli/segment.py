@@ -18,6 +18,7 @@ from .common import (
     run_with_progress_bar,
     segment_settings,
 )
+from .exports import add_export_option, export_paths, write_exports
 from .naming import output_stems
 
 
@@ -57,6 +58,10 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
         default="tiff",
         help="labels of block-by-block segmentation: a tiled BigTIFF (default), or OME-Zarr "
         "with a pyramid (<stem>_labels.zarr); planes segmented whole are always TIFF",
+    )
+    add_export_option(
+        parser,
+        "next to the labels (images segmented whole; not with block-by-block segmentation)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="skip inputs whose outputs are already complete"
@@ -114,11 +119,24 @@ def output_paths(args, stem: str, *, streamed: bool = False) -> list[Path]:
 
 
 def already_done(args, stem: str) -> bool:
-    """Whether ``--resume`` may skip an input: its outputs, of either kind, are all there."""
-    return any(
+    """Whether ``--resume`` may skip an input: its outputs, of either kind, are all there.
+
+    That includes the ``--export`` files asked for this time.
+    """
+    exports = export_paths(args.out, stem, getattr(args, "export", ()))
+    return all(path.exists() for path in exports) and any(
         all(path.exists() for path in output_paths(args, stem, streamed=streamed))
         for streamed in (False, True)
     )
+
+
+def refuse_export_block_by_block(path: Path, args) -> None:
+    """Say, in one sentence, that ``--export`` is not available for a block-by-block image."""
+    if getattr(args, "export", ()):
+        raise UserError(
+            f"{path.name} is segmented block by block, where --export is not available; "
+            "segment it without --export, then run napari-segnet measure --export on its labels."
+        )
 
 
 def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
@@ -129,6 +147,7 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
 
     image = read_image(path)
     if block_by_block(image, args):
+        refuse_export_block_by_block(path, args)
         return segment_streamed(image, path, stem, args, model, settings, device)
     events = iter_segment_with_fallback(image, model, settings, device=device)
     result = run_with_progress_bar(events, path.name)
@@ -146,7 +165,9 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
             )
             table["class"] = [classes[label][0] for label in table["label"]]
             table["class_probability"] = [classes[label][1] for label in table["label"]]
-    with atomic_paths(*output_paths(args, stem)) as temporaries:
+    outputs = output_paths(args, stem)
+    exports = export_paths(args.out, stem, args.export)
+    with atomic_paths(*outputs, *exports) as temporaries:
         write_labels(
             temporaries[0],
             result.labels,
@@ -156,6 +177,14 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
         )
         if table is not None:
             write_csv(table, temporaries[1])
+        labels_axes = "".join(a for a in result.axes if a in "TZYX")
+        write_exports(
+            temporaries[len(outputs) :],
+            args.export,
+            result.labels,
+            axes=labels_axes,
+            table=table,
+        )
     return int(result.labels.max())
 
 
