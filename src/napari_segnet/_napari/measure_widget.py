@@ -22,7 +22,7 @@ from .layer_axes import full_resolution, layer_axes
 from .qt_helpers import hbox, request_or_notify
 from .table_model import DataFrameModel
 from .worker import Failed, WidgetWorker
-from .writer import write_labels
+from .writer import write_geojson, write_imagej_rois, write_labels
 
 _log = logging.getLogger(__name__)
 
@@ -177,6 +177,8 @@ class MeasureWidget(qw.QWidget):
         self.show_selected = qw.QCheckBox("Show only the selected object")
         self.export_csv_button = qw.QPushButton("Export CSV")
         self.export_labels_button = qw.QPushButton("Export labels")
+        self.export_geojson_button = qw.QPushButton("Export GeoJSON (QuPath)")
+        self.export_rois_button = qw.QPushButton("Export ROIs (Fiji)")
         form = qw.QFormLayout(self)
         form.addRow("Labels", self.labels)
         form.addRow("Intensities", self.images)
@@ -186,6 +188,7 @@ class MeasureWidget(qw.QWidget):
         for widget in (self.calibration, self.show_selected, self.status):
             form.addRow(widget)
         form.addRow(hbox(self.export_csv_button, self.export_labels_button))
+        form.addRow(hbox(self.export_geojson_button, self.export_rois_button))
         self.runner = WidgetWorker(self, self.measure_button, self.status)
         self.runner.yielded.connect(self._on_progress)
         self.runner.returned.connect(self._on_result)
@@ -200,6 +203,8 @@ class MeasureWidget(qw.QWidget):
         self.show_selected.toggled.connect(self._on_show_selected)
         self.export_csv_button.clicked.connect(lambda: self.export_csv())
         self.export_labels_button.clicked.connect(lambda: self.export_labels())
+        self.export_geojson_button.clicked.connect(lambda: self.export_geojson())
+        self.export_rois_button.clicked.connect(lambda: self.export_imagej_rois())
         self._on_labels_layer(self.labels.layer())
 
     def _on_labels_layer(self, layer) -> None:
@@ -403,15 +408,74 @@ class MeasureWidget(qw.QWidget):
         path = path or self._ask_save_path("Export labels", "TIFF files (*.tif *.tiff)")
         if not path:
             return None
-        attributes = {
-            "scale": tuple(layer.scale),
-            "units": tuple(str(u) for u in layer.units),
-            "axis_labels": tuple(layer.axis_labels),
-        }
         try:
-            written = write_labels(str(path), full_resolution(layer), attributes)[0]
+            written = write_labels(str(path), full_resolution(layer), self._attributes())[0]
         except (OSError, ValueError) as error:
             show_error(one_sentence(error))
             return None
         show_info(f"Saved labels to {written}.")
         return written
+
+    def export_geojson(self, path=None):
+        """Write every object's outline as a QuPath detection, with its measurements.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path, optional
+            Where to write (``.geojson``); by default a file dialog asks.
+
+        Returns
+        -------
+        str or None
+            The file written; None if there is no labels layer, the dialog was
+            cancelled or writing failed (an error notification says why).
+        """
+        return self._export_outlines(
+            path, write_geojson, "Export outlines for QuPath", "GeoJSON files (*.geojson)"
+        )
+
+    def export_imagej_rois(self, path=None):
+        """Write every object's outline as an ImageJ ROI set for Fiji's ROI Manager.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path, optional
+            Where to write (``.zip``); by default a file dialog asks.
+
+        Returns
+        -------
+        str or None
+            The file written; None if there is no labels layer, the dialog was
+            cancelled or writing failed (an error notification says why).
+        """
+        return self._export_outlines(
+            path, write_imagej_rois, "Export outlines for Fiji", "ImageJ ROI sets (*.zip)"
+        )
+
+    def _export_outlines(self, path, write, title: str, filters: str):
+        layer = self._layer
+        if layer is None:
+            show_error("There is no labels layer to export.")
+            return None
+        path = path or self._ask_save_path(title, filters)
+        if not path:
+            return None
+        attributes = self._attributes()
+        data = layer.data if getattr(layer, "multiscale", False) else full_resolution(layer)
+        try:
+            written = write(str(path), data, attributes)[0]
+        except (OSError, ValueError) as error:
+            show_error(one_sentence(error))
+            return None
+        show_info(f"Saved the outlines of {layer.name!r} to {written}.")
+        return written
+
+    def _attributes(self) -> dict:
+        """Return the labels layer's calibration and features, as napari hands them to writers."""
+        layer = self._layer
+        return {
+            "scale": tuple(layer.scale),
+            "units": tuple(str(u) for u in layer.units),
+            "axis_labels": tuple(layer.axis_labels),
+            "features": pd.DataFrame(layer.features).drop(columns="index", errors="ignore"),
+        }

@@ -1,4 +1,8 @@
-"""npe2 writer: a labels layer to a TIFF that Fiji opens with the right calibration."""
+"""npe2 writers: a labels layer as a TIFF, or as outlines for QuPath or Fiji.
+
+The TIFF opens in Fiji with the right calibration; the outlines are a GeoJSON file of
+QuPath detections or an ImageJ ROI set for Fiji's ROI Manager.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,55 @@ def write_labels(path: str, data, attributes: dict) -> list[str]:
     spacing = tuple(sizes[a] for a in spatial) if all(a in sizes for a in spatial) else None
     write_labels_tiff(path, labels, axes=axes, spacing=spacing, time_interval=sizes.get("T"))
     return [path]
+
+
+def write_geojson(path: str, data, attributes: dict) -> list[str]:
+    """Write one labels layer's objects as QuPath detections, with its features as measurements."""
+    from napari_segnet.io.geojson import write_geojson as write
+
+    labels, axes, boxes = _outline_source(data, attributes)
+    table = _features(attributes)
+    write(path, labels, axes=axes, table=table, boxes=boxes(table))
+    return [path]
+
+
+def write_imagej_rois(path: str, data, attributes: dict) -> list[str]:
+    """Write one labels layer's objects as an ImageJ ROI set (``.zip``)."""
+    from napari_segnet.io.imagej_rois import write_imagej_rois as write
+
+    labels, axes, boxes = _outline_source(data, attributes)
+    write(path, labels, axes=axes, boxes=boxes(_features(attributes)))
+    return [path]
+
+
+def _outline_source(data, attributes: dict):
+    """Full-resolution labels, their axes, and how to find objects in them.
+
+    Labels held in memory are searched whole; lazy ones (multiscale, big planes) are
+    read one object at a time from the bounding boxes of their measurements.
+    """
+    from napari_segnet.io.outlines import boxes_from_table
+
+    multiscale = isinstance(data, list)
+    labels = data[0] if multiscale else data
+    axes = _axes(attributes.get("axis_labels"), labels.ndim)
+
+    def boxes(table):
+        if isinstance(labels, np.ndarray) or table is None or "bbox_y_min" not in table:
+            return None
+        return boxes_from_table(table, axes)
+
+    return labels, axes, boxes
+
+
+def _features(attributes: dict):
+    import pandas as pd
+
+    features = attributes.get("features")
+    if features is None or len(features) == 0:
+        return None
+    table = pd.DataFrame(features)
+    return table if "label" in table.columns else None
 
 
 def _axes(axis_labels, ndim: int) -> str:
