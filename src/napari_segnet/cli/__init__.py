@@ -1,7 +1,7 @@
 """The ``napari-segnet`` command line: the same engine as the napari widgets.
 
 One module per sub-command (``segment``, ``measure``, ``train``, ``evaluate``,
-``info`` with ``models``); what they share is in ``common``. Errors a user can
+``export-model``, ``info`` with ``models``); what they share is in ``common``. Errors a user can
 cause end in one sentence on stderr and exit status 1 (2 for wrong arguments);
 ``--debug`` shows the traceback instead.
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from napari_segnet import __version__
 
-from . import evaluate, info, measure, segment, train
+from . import evaluate, export_model, info, measure, segment, train
 from .common import UserError
 
 __all__ = ["UserError", "build_parser", "main"]
@@ -59,5 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_parser(commands, common)
     train.add_parser(commands, common)
     evaluate.add_parser(commands, common)
+    export_model.add_parser(commands, common)
     info.add_parsers(commands, common)
     return parser

@@ -88,6 +88,11 @@ def inspect_network(model, plane: np.ndarray, *, channels: int = 4, device=None)
 
     device = device or torch.device("cpu")
     model = model.to(device).eval()
+    if not hasattr(model, "encoder"):  # an exported model (OnnxModel) hides its layers
+        raise ValueError(
+            "Inspecting the network's features needs its .safetensors model file, "
+            "not an exported one."
+        )
     multiple = model.size_multiple
     height, width = plane.shape
     padded = np.pad(plane, ((0, -height % multiple), (0, -width % multiple)), mode="reflect")

@@ -202,19 +202,24 @@ class TiledPredictor:
         sums: dict[str, np.ndarray] = {}
         weight = np.zeros((height, width), np.float32)
         wanted = set(corners)
-        groups = list(dict.fromkeys(self._group[c] for c in corners if c not in self._cache))
+        # Batches to predict: those of the tiles not in the cache now. A cached tile can
+        # still be dropped before its turn (the cache makes room for newer ones) and its
+        # batch predicted again, so the count can grow on the way.
+        batches = len({self._group[c] for c in corners if c not in self._cache})
+        predicted = 0
         computed: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         for corner in corners:
             if corner not in computed and corner not in self._cache:
                 # Always the same batches: a tile's outputs depend (in the last bits) on the
                 # batch it is computed in, so that every window sees the same numbers.
-                group = self._group[corner]
-                for member, outputs in self._predict(group).items():
+                for member, outputs in self._predict(self._group[corner]).items():
                     if member in wanted:
                         computed[member] = outputs
                     else:
                         self._remember(member, outputs)  # for a later window
-                yield Progress(groups.index(group) + 1, len(groups), "predicting tiles")
+                predicted += 1
+                batches = max(batches, predicted)
+                yield Progress(predicted, batches, "predicting tiles")
             outputs = computed.pop(corner, None)
             if outputs is None:
                 outputs = self._cache[corner]
@@ -264,8 +269,11 @@ class TiledPredictor:
         with torch.inference_mode(), mixed:
             outputs = self.model(inputs)
         result: dict[tuple[int, int], dict] = {corner: {} for corner in corners}
+        # Exported models (OnnxModel) return their outputs already activated.
+        activated = getattr(self.model, "outputs_activated", False)
         for key, raw in outputs.items():
-            values = _activation(key)(raw.float()).cpu().numpy()
+            activation = _activation(key)
+            values = (raw.float() if activated else activation(raw.float())).cpu().numpy()
             for corner, v in zip(corners, values):
                 result[corner][key] = v * self.window
         return result

@@ -77,7 +77,14 @@ def read_model_config(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, A
     ------
     ModelLoadError
         As :func:`read_model_file`.
+
+    Exported models (``.onnx`` files and ``.zip`` BioImage Model Zoo packages
+    written by ``napari-segnet export-model``) are read too.
     """
+    from .onnx_model import is_exported, read_exported_config
+
+    if is_exported(path):
+        return read_exported_config(path)
     config, provenance, _ = _read(path, weights=False)
     return config, provenance
 
@@ -131,20 +138,28 @@ def load_model(path: str | os.PathLike, device: str = "cpu", *, fuse: bool = Fal
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.safetensors`` model file.
+        A ``.safetensors`` model file, or a model exported by ``napari-segnet
+        export-model`` as ``.onnx`` or as a BioImage Model Zoo ``.zip``
+        package, which is run by onnxruntime
+        (:class:`~napari_segnet.models.onnx_model.OnnxModel`).
     device : str or torch.device
         Where the network runs.
     fuse : bool
         Fold batch norm into the convolutions and use channels-last memory:
-        about 15 % faster on CPU, same outputs, but the model cannot be trained.
+        about 15 % faster on CPU, same outputs, but the model cannot be trained
+        (exported models are always inference-only).
 
     Returns
     -------
-    model : SegNet
+    model : SegNet or OnnxModel
     provenance : dict
 
     """
     from .network import create_model
+    from .onnx_model import is_exported, load_onnx_model
+
+    if is_exported(path):
+        return load_onnx_model(path, device)
 
     config, provenance, state = read_model_file(path)
     try:
