@@ -92,6 +92,28 @@ def test_tile_cache_stays_within_its_budget(model):
     assert 0 < predictor._cached_bytes <= 2 * one_tile
 
 
+def test_windows_are_exact_when_the_cache_drops_tiles_a_window_still_needs(model):
+    # The first window leaves its last row of tiles (one batch) in a cache of four tiles;
+    # the second needs them too, but predicting its first rows drops them again.
+    plane = np.random.default_rng(1).random((300, 400), dtype=np.float32)
+    whole = drain(iter_predict_tiled(model, plane, tile=128, overlap=32, batch_size=4))
+    predictor = TiledPredictor(
+        model,
+        lambda r, c: plane[r, c],
+        plane.shape,
+        tile=128,
+        overlap=32,
+        batch_size=4,
+        cache_bytes=4 * 3 * 128 * 128 * 4,
+    )
+    for rows in (slice(200, 300), slice(0, 300)):
+        events = list(predictor.iter_window(rows, slice(0, 400)))
+        assert [event.done for event in events] == list(range(1, len(events) + 1))
+        assert all(event.done <= event.total for event in events)
+        window = drain(predictor.iter_window(rows, slice(0, 400)))
+        assert np.array_equal(window["instance"], whole["instance"][:, rows])
+
+
 def test_blocks_tile_the_plane_and_their_contexts_add_the_halo():
     blocks = plan_blocks((100, 250), block=64, halo=16)
     assert len(blocks) == 2 * 4
