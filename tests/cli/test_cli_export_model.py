@@ -49,6 +49,38 @@ def test_onnx_export_segments_the_same_objects(run_cli, small_image, torch_label
     assert _f1(torch_labels, labels) >= 0.99
 
 
+def test_an_exported_model_is_not_trained_further(run_cli, error_lines, nuclei_pairs, tmp_path):
+    from napari_segnet.models.bundled import resolve_model
+    from napari_segnet.models.checkpoint import load_model
+    from napari_segnet.models.export import export_onnx
+
+    model = tmp_path / "nuclei.onnx"
+    export_onnx(load_model(resolve_model("nuclei"))[0], model)
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    for number, (image, labels) in enumerate(nuclei_pairs[:2]):
+        tifffile.imwrite(tmp_path / "images" / f"{number}.tif", image)
+        tifffile.imwrite(tmp_path / "masks" / f"{number}.tif", labels)
+    result = run_cli(
+        "train",
+        "--images",
+        tmp_path / "images",
+        "--masks",
+        tmp_path / "masks",
+        "--out",
+        tmp_path / "new.safetensors",
+        "--from",
+        model,
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+    )
+    (line,) = error_lines(result)
+    assert "nuclei.onnx is an exported model, which runs only for inference" in line
+    assert not (tmp_path / "new.safetensors").exists()
+
+
 def test_bioimageio_package_segments_the_same_objects(run_cli, small_image, torch_labels, tmp_path):
     pytest.importorskip("bioimageio.spec")
     package = tmp_path / "nuclei.zip"

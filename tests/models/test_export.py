@@ -110,11 +110,15 @@ def test_a_wrong_export_is_refused(nuclei, onnx_file):
 
 
 def test_exported_models_run_only_for_inference(onnx_file):
+    from napari_segnet.inference.inspect import inspect_network
+
     exported, _ = load_onnx_model(onnx_file[0])
     with pytest.raises(ModelLoadError, match="only for inference"):
         exported.train()
     with pytest.raises(ModelLoadError, match="only for inference"):
         exported.state_dict()
+    with pytest.raises(ValueError, match=r"needs its \.safetensors model file"):
+        inspect_network(exported, _random((64, 64)))
 
 
 def test_onnx_files_from_elsewhere_are_refused(tmp_path):

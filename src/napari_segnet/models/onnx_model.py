@@ -62,8 +62,10 @@ class OnnxModel(nn.Module):
         self.session, self.config, self.name = session, config, name
         self.names = tuple(output.name for output in session.get_outputs())
         self._size_multiple = int(size_multiple)
-        # Where the inputs come from and the outputs go: the CPU unless moved.
-        self._anchor = nn.Parameter(torch.empty(0), requires_grad=False)
+        # Where the outputs go (the CPU unless moved), for code that asks the parameters for
+        # the device. It looks trainable so that a training loop gets as far as train(),
+        # which refuses in words.
+        self._anchor = nn.Parameter(torch.empty(0))
 
     @property
     def size_multiple(self) -> int:
