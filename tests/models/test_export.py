@@ -204,3 +204,23 @@ def test_bioimageio_package_passes_bioimageio_test_and_runs_here(nuclei, tmp_pat
     assert "## Validation" in card and model.config.name in card
     exported, _ = load_model(path)
     assert isinstance(exported, OnnxModel) and exported.config == model.config
+
+
+def test_every_head_is_exported(tmp_path):
+    from napari_segnet.models import ModelConfig, create_model
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        heads=("classes", "star"), star_rays=16, semantic_classes=("normal", "tumour")
+    )
+    model = create_model(config).eval()
+    path = tmp_path / "star.onnx"
+    export_onnx(model, path)
+    exported, _ = load_model(path)
+    plane = _random((96, 160), seed=2)
+    expected = drain(iter_predict_tiled(model, plane, tile=64, overlap=16))
+    got = drain(iter_predict_tiled(exported, plane, tile=64, overlap=16))
+    assert set(got) == {"instance", "semantic", "star_prob", "star_dist"} == set(expected)
+    for key in expected:
+        assert got[key].shape == expected[key].shape
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-4, rtol=1e-4)

@@ -13,6 +13,7 @@ no URL, and the test reads only the package.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Generator
 from dataclasses import asdict, dataclass
@@ -28,7 +29,7 @@ from napari_segnet.progress import Progress
 
 from .export import ExportCheck, export_onnx, export_torchscript, torch_outputs
 from .exported import ModelExportError, missing_extra, output_names
-from .model_card import CITATIONS, cover_image, model_card
+from .model_card import CITATIONS, OUTPUT_DESCRIPTIONS, cover_image, model_card
 
 MIN_SIZE_STEPS = 8  # the smallest input edge, in the network's size multiples
 HALO = 32  # pixels a consumer that tiles should crop from each output tile's border
@@ -199,17 +200,65 @@ def _write_files(model, provenance: dict[str, Any], folder: Path) -> dict[str, P
 
 
 def package_description(model, provenance: dict[str, Any], files: dict[str, Path]):
-    """Return the ``ModelDescr`` (spec 0.5) of a package made of ``files``."""
-    import torch
+    """Return the ``ModelDescr`` (spec 0.5) of a package made of ``files``.
 
-    from .export import OPSET
-
+    Raises
+    ------
+    ModelExportError
+        If bioimageio.spec finds the description invalid.
+    """
     spec = _spec()
+    try:
+        return _model_description(spec, model, provenance, files)
+    except ValueError as error:  # pydantic's ValidationError is one
+        reason = " ".join(str(error).split())[:300].rstrip(".")
+        raise ModelExportError(f"The package's description is invalid ({reason}).") from None
+
+
+def _model_description(spec, model, provenance: dict[str, Any], files: dict[str, Path]):
+    config = model.config
+    # The zoo's names: at most 64 letters, digits, spaces, _ - ( ).
+    name = re.sub(r"[^\w\-() ]", "-", f"napari-segnet {config.name}")[:64]
+    return spec.ModelDescr(
+        name=name,
+        description="Nucleus instance segmentation (2-D): per-pixel probabilities of "
+        "background, interior and boundary from an encoder-decoder network; "
+        "napari-segnet turns them into one label per object.",
+        authors=[spec.Author(name=author) for author in AUTHORS],
+        cite=[spec.CiteEntry(text=text, doi=spec.Doi(doi)) for text, doi in CITATIONS],
+        license=spec.LicenseId(LICENSE),
+        documentation=spec.FileDescr(source=files["documentation"]),
+        covers=[spec.FileDescr(source=files["cover"])],
+        tags=["nuclei", "instance-segmentation", "fluorescence-light-microscopy", "2d", "napari"],
+        version=spec.Version(__version__),
+        timestamp=spec.Datetime(datetime.now(UTC)),
+        inputs=_inputs(spec, model, files),
+        outputs=_outputs(spec, model, files),
+        weights=_weights(spec, files),
+        config=spec.Config(
+            bioimageio=spec.BioimageioConfig(
+                architecture_type="encoder-decoder",
+                task="instance segmentation",
+                target_structure=["nucleus"],
+                model_parameter_count=sum(p.numel() for p in model.parameters()),
+            ),
+            napari_segnet={
+                "version": __version__,
+                "model": asdict(config),
+                "outputs": list(output_names(config)),
+                "size_multiple": model.size_multiple,
+                "provenance": provenance,
+            },
+        ),
+    )
+
+
+def _inputs(spec, model, files: dict[str, Path]) -> list:
     config = model.config
     multiple = model.size_multiple
     size = spec.ParameterizedSize(min=MIN_SIZE_STEPS * multiple, step=multiple)
     low, high = config.normalise_percentiles
-    inputs = [
+    return [
         spec.InputTensorDescr(
             id=spec.TensorId("input"),
             description="one image: fluorescence as it is, colour as luminance, brightfield "
@@ -234,10 +283,13 @@ def package_description(model, provenance: dict[str, Any], files: dict[str, Path
             ],
         )
     ]
-    outputs = [
+
+
+def _outputs(spec, model, files: dict[str, Path]) -> list:
+    return [
         spec.OutputTensorDescr(
             id=spec.TensorId(name),
-            description=_output_description(name),
+            description=OUTPUT_DESCRIPTIONS[name],
             axes=[
                 spec.BatchAxis(),
                 spec.ChannelAxis(channel_names=channels),
@@ -259,8 +311,15 @@ def package_description(model, provenance: dict[str, Any], files: dict[str, Path
         )
         for name, channels in channel_names(model).items()
     ]
+
+
+def _weights(spec, files: dict[str, Path]):
+    import torch
+
+    from .export import OPSET
+
     torch_version = torch.__version__.split("+")[0]
-    weights = spec.WeightsDescr(
+    return spec.WeightsDescr(
         torchscript=spec.TorchscriptWeightsDescr(
             source=files["torchscript"],
             pytorch_version=spec.Version(torch_version),
@@ -274,44 +333,6 @@ def package_description(model, provenance: dict[str, Any], files: dict[str, Path
             "(torch.onnx, torch.export-based), checked against it with onnxruntime",
         ),
     )
-    return spec.ModelDescr(
-        name=f"napari-segnet {config.name}",
-        description="Nucleus instance segmentation (2-D): per-pixel probabilities of "
-        "background, interior and boundary from an encoder-decoder network; "
-        "napari-segnet turns them into one label per object.",
-        authors=[spec.Author(name=name) for name in AUTHORS],
-        cite=[spec.CiteEntry(text=text, doi=spec.Doi(doi)) for text, doi in CITATIONS],
-        license=spec.LicenseId(LICENSE),
-        documentation=spec.FileDescr(source=files["documentation"]),
-        covers=[spec.FileDescr(source=files["cover"])],
-        tags=["nuclei", "instance-segmentation", "fluorescence-light-microscopy", "2d", "napari"],
-        version=spec.Version(__version__),
-        timestamp=spec.Datetime(datetime.now(UTC)),
-        inputs=inputs,
-        outputs=outputs,
-        weights=weights,
-        config=spec.Config(
-            bioimageio=spec.BioimageioConfig(
-                architecture_type="encoder-decoder",
-                task="instance segmentation",
-                target_structure=["nucleus"],
-                model_parameter_count=sum(p.numel() for p in model.parameters()),
-            ),
-            napari_segnet={
-                "version": __version__,
-                "model": asdict(config),
-                "outputs": list(output_names(config)),
-                "size_multiple": multiple,
-                "provenance": provenance,
-            },
-        ),
-    )
-
-
-def _output_description(name: str) -> str:
-    from .model_card import OUTPUT_DESCRIPTIONS
-
-    return OUTPUT_DESCRIPTIONS[name]
 
 
 def _spec():

@@ -11,12 +11,13 @@ from napari_segnet import __version__
 
 from .config import ModelConfig
 
+# One sentence each (the BioImage Model Zoo allows 128 characters).
 OUTPUT_DESCRIPTIONS = {
     "instance": "softmax probabilities of background, nucleus interior and nucleus boundary",
     "semantic": "softmax probabilities of the semantic classes",
     "star_prob": "sigmoid probability of being near an object's centre (star-convex head)",
-    "star_dist": "distances, in input pixels, from each pixel to its object's edge along "
-    "evenly spaced rays (ray k at angle 2πk/R; rows move by sin, columns by cos)",
+    "star_dist": "distances in input pixels to the object's edge along R evenly spaced rays "
+    "(ray k at angle 2πk/R)",
 }
 CITATIONS = (
     (
