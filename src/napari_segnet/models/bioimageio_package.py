@@ -136,7 +136,7 @@ def test_package(path: str | os.PathLike) -> str:
 
 
 def test_input(model) -> np.ndarray:
-    """The package's test input: the bundled sample image cropped to the size multiple.
+    """Return the test input: the bundled sample image cropped to the size multiple.
 
     Returns
     -------
@@ -192,7 +192,7 @@ def _write_files(model, provenance: dict[str, Any], folder: Path) -> dict[str, P
     cover = cover_image(normalised, outputs[0][0], width=min(512, raw.shape[-1]))
     imsave(files["cover"], cover, check_contrast=False)
     parameters = sum(p.numel() for p in model.parameters())
-    card = model_card(model.config, provenance, channel_names(model), parameters)
+    card = model_card(model.config, provenance, channel_names(model), parameters, _sizes(model))
     files["documentation"] = folder / "README.md"
     files["documentation"].write_text(card, encoding="utf-8")
     files["onnx"], files["torchscript"] = folder / "weights.onnx", folder / "weights.pt"
@@ -255,8 +255,8 @@ def _model_description(spec, model, provenance: dict[str, Any], files: dict[str,
 
 def _inputs(spec, model, files: dict[str, Path]) -> list:
     config = model.config
-    multiple = model.size_multiple
-    size = spec.ParameterizedSize(min=MIN_SIZE_STEPS * multiple, step=multiple)
+    smallest, step = _sizes(model)
+    size = spec.ParameterizedSize(min=smallest, step=step)
     low, high = config.normalise_percentiles
     return [
         spec.InputTensorDescr(
@@ -311,6 +311,11 @@ def _outputs(spec, model, files: dict[str, Path]) -> list:
         )
         for name, channels in channel_names(model).items()
     ]
+
+
+def _sizes(model) -> tuple[int, int]:
+    """Return the smallest input edge and the step between edges the package declares."""
+    return MIN_SIZE_STEPS * model.size_multiple, model.size_multiple
 
 
 def _weights(spec, files: dict[str, Path]):

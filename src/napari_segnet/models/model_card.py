@@ -38,6 +38,7 @@ def model_card(
     provenance: dict[str, Any],
     outputs: dict[str, list[str]],
     parameters: int,
+    sizes: tuple[int, int] = (128, 16),
 ) -> str:
     """Return the model card of an exported model as markdown.
 
@@ -51,6 +52,8 @@ def model_card(
         Channel names of each output tensor, in order.
     parameters : int
         Number of weights of the network.
+    sizes : tuple of int
+        The smallest input edge and the step between edges the package declares.
 
     """
     low, high = config.normalise_percentiles
@@ -76,9 +79,10 @@ def model_card(
         "",
         "## Input",
         "",
-        f"`input`: (batch, {config.in_channels}, y, x) float32, any y and x (the network pads "
-        "internally; sizes that are multiples of 16 need no padding). Preprocessing: the "
-        f"{low:g}th and {high:g}th percentiles of each image are mapped to 0 and 1 "
+        f"`input`: (batch, {config.in_channels}, y, x) float32; the package declares y and x "
+        f"as {sizes[0]} + {sizes[1]}·n pixels (multiples of the network's stride, "
+        "as napari-segnet's tiles are). Preprocessing: percentiles "
+        f"{low:g} and {high:g} of each image are mapped to 0 and 1 "
         "(`scale_range`). napari-segnet also turns colour images into their luminance and "
         "inverts images whose background is brighter than their objects (brightfield, H&E) "
         "before this step; do the same when running the package elsewhere.",
