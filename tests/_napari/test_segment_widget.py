@@ -151,6 +151,34 @@ def test_an_unreadable_model_file_gives_one_error_sentence(
     assert not any(isinstance(layer, Labels) for layer in viewer.layers)
 
 
+def test_an_exported_onnx_model_is_picked_and_segments_like_the_torch_model(
+    sample_viewer, errors, tmp_path, monkeypatch, run_to_end
+):
+    pytest.importorskip("onnxscript")
+    from napari_segnet.metrics import evaluate
+    from napari_segnet.models import load_model
+    from napari_segnet.models.export import export_onnx
+
+    viewer = sample_viewer
+    viewer.layers.selection.active = viewer.layers["DAPI"]
+    exported = tmp_path / "nuclei.onnx"
+    export_onnx(load_model(bundled_model_path("nuclei"))[0], exported)
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    run_to_end(widget, widget.run_button)
+    torch_labels = np.array(viewer.layers["DAPI labels"].data)
+    monkeypatch.setattr(widget.model, "ask_path", lambda: str(exported))  # the file dialog
+    widget.model.setCurrentIndex(widget.model.findText(CHOOSE_FILE))
+    assert widget.model.currentText() == "nuclei"  # the file's name, after the bundled one
+    assert widget.model.path() == exported
+    run_to_end(widget, widget.run_button)
+    assert errors == []
+    onnx_labels = np.asarray(viewer.layers["DAPI labels"].data)
+    result = evaluate([torch_labels], [onnx_labels], thresholds=(0.5,))["pooled"][0.5]
+    assert len(np.unique(onnx_labels)) - 1 > 100
+    assert result["f1"] >= 0.99
+
+
 def test_cancelling_the_file_dialog_keeps_the_model(sample_viewer, monkeypatch):
     widget = SegmentWidget(sample_viewer)
     monkeypatch.setattr(widget.model, "ask_path", lambda: "")

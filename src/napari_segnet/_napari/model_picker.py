@@ -87,7 +87,7 @@ class ModelPicker(qw.QComboBox):
 
     def ask_path(self) -> str:
         """Ask for a model file (a file dialog); empty if cancelled."""
-        models = "napari-segnet models (*.safetensors);;All files (*)"
+        models = "napari-segnet models (*.safetensors *.onnx *.zip);;All files (*)"
         return qw.QFileDialog.getOpenFileName(self, "Choose a model file", "", models)[0]
 
     def _on_index(self, index: int) -> None:
