@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from napari_segnet.io.atomic import atomic_path
+from napari_segnet.io.atomic import atomic_path, writable_destination
 
 
 def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -37,13 +37,8 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
         If the destination folder is not writable (an :class:`OSError`).
 
     """
-    destination = Path(path)
-    folder = destination.parent
     # Checked up front so the user reads one clear sentence, not a temp-file name.
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Cannot write {destination}: the folder {folder} does not exist.")
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(f"Cannot write {destination}: the folder {folder} is not writable.")
+    destination = writable_destination(path)
     with atomic_path(destination) as temporary:
         table.to_csv(temporary, index=False)
     return destination
