@@ -1,6 +1,6 @@
 """Take the README's screenshots headless.
 
-    xvfb-run -a .venv/bin/python scripts/screenshots.py [--only slide]
+    xvfb-run -a .venv/bin/python scripts/screenshots.py [--only slide | --only widgets]
 
 Writes PNG files into docs/images/.
 """
@@ -130,6 +130,8 @@ def slide_screenshot() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--only", "slide"]:
         slide_screenshot()
+    elif sys.argv[1:] == ["--only", "widgets"]:
+        widget_screenshots()
     else:
         main()
         slide_screenshot()
