@@ -1,7 +1,7 @@
 """Peak memory and speed of `napari-segnet segment` on big tiled BigTIFFs of real nuclei.
 
     python benchmarks/bench_big_plane.py [--sizes 5120,10240,20480] [--in-memory 5120,10240]
-        [--threads 2] [--folder DIR]
+        [--stacks 16x2048,32x4096] [--stacks-in-memory 16x2048] [--threads 2] [--folder DIR]
 
 Each image is a mosaic of the bundled fluorescence sample (flipped copies, uint16, 512-pixel
 zlib tiles), written tile by tile. Every run is `napari-segnet segment IMAGE --out DIR` with
@@ -10,6 +10,11 @@ resident memory (the command is one process: the label writer is a thread). Plan
 4096² pixels are segmented block by block by default; `--in-memory` sizes are also run with
 `--block 0` (the whole plane in memory) for comparison, and the two label images are compared:
 "same objects" means the same pixels carry objects and the labels map one to one.
+
+`--stacks ZxN` adds Z-stacks of Z planes of N × N pixels (OME-TIFF, axes ZYX, each plane the
+mosaic shifted a little further, so nuclei run through several planes and are linked in 3-D).
+Stacks over 128 M voxels are segmented block by block by default; `--stacks-in-memory` stacks
+are run block by block with `--block 1024` and in memory with `--block 0`, and compared.
 """
 
 import argparse
@@ -28,28 +33,38 @@ from napari_segnet.data import sample_path
 TIFF_TILE = 512
 
 
-def write_mosaic(path: Path, size: int) -> None:
-    """A size × size uint16 tiled BigTIFF of flipped copies of the sample, tile by tile."""
+# Pixels by which each plane of a benchmark Z-stack is shifted against the one before.
+STACK_SHIFT = 3
+
+
+def write_mosaic(path: Path, size: int, planes: int = 0) -> None:
+    """A size × size uint16 tiled BigTIFF of flipped copies of the sample, tile by tile.
+
+    With ``planes``, a Z-stack (OME, ZYX) of that many shifted copies of the mosaic.
+    """
     sample = tifffile.imread(sample_path("nuclei")).astype(np.uint16) * 64
     h, w = sample.shape
     # One period of the mosaic: the sample and its mirror images, 2 × 2.
     period = np.block([[sample, sample[:, ::-1]], [sample[::-1], sample[::-1, ::-1]]])
 
     def tiles():
-        for y in range(0, size, TIFF_TILE):
-            for x in range(0, size, TIFF_TILE):
-                rows = np.arange(y, y + TIFF_TILE) % (2 * h)
-                columns = np.arange(x, x + TIFF_TILE) % (2 * w)
-                yield np.ascontiguousarray(period[np.ix_(rows, columns)])
+        for z in range(max(planes, 1)):
+            for y in range(0, size, TIFF_TILE):
+                for x in range(0, size, TIFF_TILE):
+                    rows = (np.arange(y, y + TIFF_TILE) + STACK_SHIFT * z) % (2 * h)
+                    columns = (np.arange(x, x + TIFF_TILE) + STACK_SHIFT * z) % (2 * w)
+                    yield np.ascontiguousarray(period[np.ix_(rows, columns)])
 
+    stack = {"ome": True, "metadata": {"axes": "ZYX"}} if planes else {}
     tifffile.imwrite(
         path,
         tiles(),
-        shape=(size, size),
+        shape=(planes, size, size) if planes else (size, size),
         dtype=np.uint16,
         tile=(TIFF_TILE, TIFF_TILE),
         bigtiff=True,
         compression="zlib",
+        **stack,
     )
 
 
@@ -94,6 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="5120,10240,20480")
     parser.add_argument("--in-memory", default="5120,10240")
+    parser.add_argument("--stacks", default="", help="Z-stacks as ZxN, comma-separated")
+    parser.add_argument("--stacks-in-memory", default="")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--folder", type=Path, default=None)
     args = parser.parse_args()
@@ -102,30 +119,36 @@ def main() -> None:
         f"OMP_NUM_THREADS={args.threads}"
     )
     print(
-        f"{'image':>14} {'path':>10} {'MP':>6} {'seconds':>8} {'MP/s':>6} {'peak RSS':>9}  output"
+        f"{'image':>20} {'path':>10} {'MP':>6} {'seconds':>8} {'MP/s':>6} {'peak RSS':>9}  output"
     )
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
         folder = Path(folder)
-        for size in (int(s) for s in args.sizes.split(",")):
-            image = folder / f"mosaic_{size}.tif"
-            write_mosaic(image, size)
-            megapixels = size * size / 1e6
-            paths = [("blocks", ())]
-            if str(size) in args.in_memory.split(","):
+        cases = [(0, int(s), s in args.in_memory.split(",")) for s in args.sizes.split(",") if s]
+        for stack in (s for s in args.stacks.split(",") if s):
+            planes, size = (int(n) for n in stack.split("x"))
+            cases.append((planes, size, stack in args.stacks_in_memory.split(",")))
+        for planes, size, compare in cases:
+            name = f"mosaic_{planes}x{size}" if planes else f"mosaic_{size}"
+            image = folder / f"{name}.tif"
+            write_mosaic(image, size, planes)
+            megapixels = max(planes, 1) * size * size / 1e6
+            paths = [("blocks", ("--block", "1024") if planes and compare else ())]
+            if compare:
                 paths.append(("in memory", ("--block", "0")))
-            for name, extra in paths:
+            shape = f"{planes} × {size} × {size}" if planes else f"{size} × {size}"
+            for path, extra in paths:
                 seconds, rss, last = run(
-                    image, folder / name.replace(" ", "_"), args.threads, *extra
+                    image, folder / path.replace(" ", "_"), args.threads, *extra
                 )
                 print(
-                    f"{size:>6} × {size:<6} {name:>10} {megapixels:6.0f} {seconds:8.1f} "
+                    f"{shape:>20} {path:>10} {megapixels:6.0f} {seconds:8.1f} "
                     f"{megapixels / seconds:6.2f} {rss:7.2f} GiB  {last}",
                     flush=True,
                 )
             if len(paths) == 2:
                 labels = f"{image.stem}_labels.tif"
                 same = same_objects(folder / "in_memory" / labels, folder / "blocks" / labels)
-                print(f"{'':>14} same objects in both: {'yes' if same else 'NO'}", flush=True)
+                print(f"{'':>20} same objects in both: {'yes' if same else 'NO'}", flush=True)
             image.unlink()
 
 

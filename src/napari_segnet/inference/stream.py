@@ -48,7 +48,9 @@ STREAM_PIXELS = 4096 * 4096
 # and Z-stacks with more voxels than this.
 STREAM_VOXELS = 8 * STREAM_PIXELS
 # Voxels of one block's context of a Z-stack: the block edge shrinks for deep stacks.
-STACK_CONTEXT_VOXELS = 48 * 2**20
+# Peak memory follows it (16 × 4096² uint16, measurements on: 3.38 GiB at 48 Mi voxels,
+# 2.88 GiB at 32 Mi; benchmarks/bench_big_plane.py --stacks).
+STACK_CONTEXT_VOXELS = 32 * 2**20
 # Memory for network outputs of tiles that the next blocks share.
 TILE_CACHE_BYTES = 512 * 2**20
 
