@@ -49,6 +49,41 @@ def test_onnx_export_segments_the_same_objects(run_cli, small_image, torch_label
     assert _f1(torch_labels, labels) >= 0.99
 
 
+def test_exports_in_the_user_models_folder_are_listed_and_found_by_name(
+    run_cli, small_image, torch_labels, tmp_path
+):
+    import os
+
+    from napari_segnet.models.bundled import resolve_model
+    from napari_segnet.models.checkpoint import load_model
+    from napari_segnet.models.export import export_onnx
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    export_onnx(load_model(resolve_model("nuclei"))[0], folder / "shared-nuclei.onnx")
+    (folder / "notes.zip").write_bytes(b"not a model package")
+    env = {**os.environ, "NAPARI_SEGNET_MODELS": str(folder)}
+    listed = run_cli("models", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [row for row in listed.stdout.splitlines() if row.startswith("shared-nuclei")]
+    assert line.split()[1:4] == ["user", "compact", "exported"]
+    (broken,) = [row for row in listed.stdout.splitlines() if row.startswith("notes")]
+    assert "unusable" in broken
+    result = run_cli(
+        "segment",
+        small_image,
+        "--out",
+        tmp_path / "out",
+        "--no-measure",
+        "--model",
+        "shared-nuclei",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    labels = tifffile.imread(tmp_path / "out" / "crop_labels.tif")
+    assert _f1(torch_labels, labels) >= 0.99
+
+
 def test_an_exported_model_is_not_trained_further(run_cli, error_lines, nuclei_pairs, tmp_path):
     from napari_segnet.models.bundled import resolve_model
     from napari_segnet.models.checkpoint import load_model

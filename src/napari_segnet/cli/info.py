@@ -57,19 +57,25 @@ def required_packages() -> list[str]:
 
 def run_models(args: argparse.Namespace) -> int:
     """List bundled and user models with their encoder, size and validation score."""
-    from napari_segnet.models import ModelLoadError, read_model_file
+    from napari_segnet.models import ModelLoadError, read_model_config, read_model_file
     from napari_segnet.models.bundled import BUNDLED, list_models, user_models_dir
+    from napari_segnet.models.onnx_model import is_exported
 
     for name, path in list_models().items():
         kind = "bundled" if name in BUNDLED else "user"
         try:
-            config, provenance, state = read_model_file(path)
+            if is_exported(path):  # weights in another runtime's format: not counted here
+                config, provenance = read_model_config(path)
+                size = f"{'exported':>7}  "
+            else:
+                config, provenance, state = read_model_file(path)
+                parameters = sum(t.numel() for t in state.values() if t.is_floating_point())
+                size = f"{parameters / 1e6:5.2f} M"
         except ModelLoadError as error:
             print(f"{name:<12} {kind:<8} unusable: {error}")
             continue
-        parameters = sum(t.numel() for t in state.values() if t.is_floating_point())
         scores = provenance.get("validation", {})
         ap = f"validation AP@0.5 {scores['ap50']:.3f}" if "ap50" in scores else ""
-        print(f"{name:<12} {kind:<8} {config.encoder:<9} {parameters / 1e6:5.2f} M  {ap}  {path}")
+        print(f"{name:<12} {kind:<8} {config.encoder:<9} {size}  {ap}  {path}")
     print(f"User models folder: {user_models_dir()}")
     return 0

@@ -8,6 +8,9 @@ from pathlib import Path
 
 BUNDLED = {"nuclei": "nuclei.safetensors"}
 DEFAULT_MODEL = "nuclei"
+# Model files in the user folder: our own, then exports (ONNX, BioImage Model Zoo packages);
+# a name that two files share is the first kind's.
+USER_MODEL_SUFFIXES = (".safetensors", ".onnx", ".zip")
 
 
 def user_models_dir() -> Path:
@@ -21,12 +24,17 @@ def bundled_model_path(name: str) -> Path:
 
 
 def list_models() -> dict[str, Path]:
-    """Bundled models, then ``*.safetensors`` files in :func:`user_models_dir`, by name."""
+    """Bundled models, then the model files in :func:`user_models_dir`, by name.
+
+    User model files are ``.safetensors`` files and exported models (``.onnx``,
+    ``.zip``; see :data:`USER_MODEL_SUFFIXES`).
+    """
     models = {name: bundled_model_path(name) for name in BUNDLED}
     folder = user_models_dir()
     if folder.is_dir():
-        for path in sorted(folder.glob("*.safetensors")):
-            models.setdefault(path.stem, path)
+        for suffix in USER_MODEL_SUFFIXES:
+            for path in sorted(folder.glob(f"*{suffix}")):
+                models.setdefault(path.stem, path)
     return models
 
 
