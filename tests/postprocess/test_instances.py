@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 from scipy import ndimage
+from skimage.segmentation import watershed
 
-from napari_segnet.postprocess.instances import InstanceSettings, probabilities_to_instances
+from napari_segnet.postprocess.instances import (
+    InstanceSettings,
+    probabilities_to_instances,
+    seeded_watershed,
+)
 
 BACKGROUND = (0.9, 0.05, 0.05)
 INTERIOR = (0.05, 0.9, 0.05)
@@ -187,3 +192,25 @@ def test_thresholds_decide_seeds_and_extent(seed_threshold):
     assert labels.max() == 1 and (labels == 1).sum() == 15 * 15
     settings = InstanceSettings(seed_threshold=0.95)  # interior 0.9 no longer seeds
     assert not probabilities_to_instances(probabilities, settings).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_seeded_watershed_equals_the_full_watershed(seed):
+    # Smooth random relief: regions with no marker, one marker, several markers, markers
+    # split by the mask or lying partly outside it.
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.random((300, 280)), 4)
+    field = (field - field.min()) / np.ptp(field)
+    mask = field > 0.5
+    markers, n_markers = ndimage.label(field > 0.62)
+    markers[rng.random(field.shape) < 0.002] = n_markers + 1  # one label in many places
+    expected = watershed(-field, markers=markers, mask=mask)
+    labels = seeded_watershed(-field, markers, mask)
+    counts = markers_per_region(markers, mask)
+    assert {0, 1} <= set(counts) and max(counts) > 1  # every kind of region is there
+    np.testing.assert_array_equal(labels, expected)
+
+
+def markers_per_region(markers, mask):
+    regions, n = ndimage.label(mask)
+    return [len(np.unique(markers[(regions == r) & (markers > 0)])) for r in range(1, n + 1)]

@@ -53,8 +53,51 @@ def probabilities_to_instances(
     foreground = (interior + boundary) > settings.foreground_threshold
     seeds, _ = ndimage.label(interior > settings.seed_threshold)
     # Flood from the seeds downhill in interior probability, never past the foreground.
-    labels = watershed(-interior, markers=seeds, mask=foreground)
+    labels = seeded_watershed(-interior, seeds, foreground)
     return relabelled(_remove_small_and_fill_holes(labels, settings.min_size))
+
+
+def seeded_watershed(surface: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``skimage.segmentation.watershed(surface, markers, mask=mask)``, only where it matters.
+
+    Flooding cannot leave a connected region of ``mask``, so a region that holds
+    one marker label is that label's whole, and a region with none stays 0;
+    only regions where several markers meet are flooded. The result equals the
+    full watershed's pixel for pixel (both use 4-connectivity), at a fraction of
+    its cost: most nuclei touch no other.
+
+    Parameters
+    ----------
+    surface : ndarray
+        The relief to flood, lowest first.
+    markers : ndarray of int
+        Marker labels, 0 elsewhere; markers outside ``mask`` are ignored.
+    mask : ndarray of bool
+        Where labels may go.
+
+    Returns
+    -------
+    ndarray of int32
+        Labels of the markers, 0 outside them and their basins.
+
+    """
+    markers = np.where(mask, markers, 0).astype(np.int32, copy=False)
+    regions, n_regions = ndimage.label(mask)
+    marked = markers > 0
+    n_markers = int(markers.max(initial=0))
+    # Each distinct (region, marker) pair once; how many markers each region holds.
+    pairs = np.unique(regions[marked].astype(np.int64) * (n_markers + 1) + markers[marked])
+    region_of, marker_of = np.divmod(pairs, n_markers + 1)
+    markers_per_region = np.bincount(region_of, minlength=n_regions + 1)
+    owner = np.zeros(n_regions + 1, np.int32)
+    alone = markers_per_region[region_of] == 1
+    owner[region_of[alone]] = marker_of[alone]
+    labels = owner[regions]
+    contested = (markers_per_region > 1)[regions]
+    if contested.any():
+        flooded = watershed(surface, markers=markers, mask=contested)
+        labels[contested] = flooded[contested]
+    return labels
 
 
 def relabelled(labels: np.ndarray) -> np.ndarray:

@@ -17,9 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.segmentation import watershed
 
-from .instances import InstanceSettings, _remove_small_and_fill_holes, relabelled
+from .instances import (
+    InstanceSettings,
+    _remove_small_and_fill_holes,
+    relabelled,
+    seeded_watershed,
+)
 
 MIN_DISTANCE = 1e-3  # px; StarDist clamps predicted distances to this before NMS
 STARDIST_MISSING = (
@@ -185,7 +189,7 @@ def star_seeded_watershed(
         rows, cols = points[missing].T
         free = markers[rows, cols] == 0
         markers[rows[free], cols[free]] = missing[free] + 1
-    labels = watershed(-interior, markers=markers, mask=foreground)
+    labels = seeded_watershed(-interior, markers, foreground)
     return relabelled(_remove_small_and_fill_holes(labels, instance_settings.min_size))
 
 
