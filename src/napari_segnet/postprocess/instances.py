@@ -111,17 +111,24 @@ def _remove_small_and_fill_holes(labels: np.ndarray, min_size: int) -> np.ndarra
     small = sizes < min_size
     small[0] = False
     labels = np.where(small[labels], 0, labels)
-    # A hole is background enclosed by one object: give it to the object around it.
-    # Background enclosed by several touching objects (a gap among them) stays background.
-    holes, n_holes = ndimage.label(ndimage.binary_fill_holes(labels > 0) & (labels == 0))
-    if n_holes:
-        # (hole, object) pairs of 4-neighbours; holes never touch the image's edge.
-        pairs = []
+    # A hole is background that cannot reach the image's edge (4-connected, as in
+    # binary_fill_holes): give it to the object around it. Background enclosed by several
+    # touching objects (a gap among them) stays background.
+    holes, n_holes = ndimage.label(labels == 0)
+    reaches_edge = np.zeros(n_holes + 1, bool)
+    reaches_edge[np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]])] = True
+    reaches_edge[0] = True
+    holes[reaches_edge[holes]] = 0
+    if holes.any():
+        # (hole, object) pairs of 4-neighbours, each once.
+        keys = []
         for a, b in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
             for hole, other in ((holes[a], labels[b]), (holes[:, a], labels[:, b])):
                 touching = (hole > 0) & (other > 0)
-                pairs.append(np.stack([hole[touching], other[touching]]))
-        hole_ids, objects = np.unique(np.concatenate(pairs, axis=1), axis=1)
+                keys.append(
+                    hole[touching].astype(np.int64) * (int(sizes.size) + 1) + other[touching]
+                )
+        hole_ids, objects = np.divmod(np.unique(np.concatenate(keys)), int(sizes.size) + 1)
         single = np.bincount(hole_ids, minlength=n_holes + 1) == 1
         owner = np.zeros(n_holes + 1, labels.dtype)
         owner[hole_ids[single[hole_ids]]] = objects[single[hole_ids]]
