@@ -5,7 +5,8 @@
 
 The splits are those of `scripts/train_nuclei.py`. Choose checkpoints, methods and thresholds on
 `tuning`; `--split report` is for the numbers that are published, once the choice is made.
-Scores are pooled AP (StarDist's matching) at IoU 0.5, 0.75 and 0.9 and the mean over 0.5–0.9.
+Scores are pooled AP (StarDist's matching) at IoU 0.5, 0.75 and 0.9 and the mean over 0.5–0.9,
+with the instance thresholds stored in each model file.
 """
 
 import argparse
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from train_nuclei import CLASS_SHARES, load_pairs, split_rows
 
-from napari_segnet.inference.segment import segment_normalised
+from napari_segnet.inference.segment import instance_settings_of, segment_normalised
 from napari_segnet.metrics import evaluate
 from napari_segnet.models import load_model
 from napari_segnet.progress import drain
@@ -49,7 +50,11 @@ def main() -> None:
         for method in methods:
             model.config = dataclasses.replace(model.config, instance_method=method)
             started = time.perf_counter()
-            predictions = [drain(segment_normalised(model, p.image))[0] for p in pairs]
+            thresholds = instance_settings_of(model)  # what a user of this model file gets
+            predictions = [
+                drain(segment_normalised(model, p.image, instance_settings=thresholds))[0]
+                for p in pairs
+            ]
             seconds = time.perf_counter() - started
             truths = [p.labels for p in pairs]
             record = {"model": str(path), "method": method, "split": args.split}
