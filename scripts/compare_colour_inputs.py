@@ -143,14 +143,17 @@ def match_counts(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     return np.array([[pooled[t][k] for k in ("tp", "fp", "fn")] for t in DEFAULT_THRESHOLDS])
 
 
-def mean_ap(counts: np.ndarray) -> np.ndarray:
-    """Pooled mean AP over thresholds from per-image counts summed over axis -3."""
+def mean_ap(counts: np.ndarray, thresholds=slice(None)) -> np.ndarray:
+    """Pooled AP from per-image counts summed over axis -3, averaged over ``thresholds``
+    (indices into the default IoU thresholds; all of them by default)."""
     total = counts.sum(axis=-3)
     tp, fp, fn = total[..., 0], total[..., 1], total[..., 2]
-    return (tp / np.maximum(tp + fp + fn, 1)).mean(axis=-1)
+    return (tp / np.maximum(tp + fp + fn, 1))[..., thresholds].mean(axis=-1)
 
 
-def paired_bootstrap(counts: np.ndarray, reference: np.ndarray, n: int, seed: int = 0):
+def paired_bootstrap(
+    counts: np.ndarray, reference: np.ndarray, n: int, seed: int = 0, thresholds=slice(None)
+):
     """95 % interval of the difference in pooled mean AP when images are resampled.
 
     Parameters
@@ -161,6 +164,8 @@ def paired_bootstrap(counts: np.ndarray, reference: np.ndarray, n: int, seed: in
         Number of bootstrap resamples.
     seed : int
         Seeds the resampling.
+    thresholds : slice or list of int
+        Which IoU thresholds the AP is averaged over (all by default).
 
     Returns
     -------
@@ -169,7 +174,7 @@ def paired_bootstrap(counts: np.ndarray, reference: np.ndarray, n: int, seed: in
     """
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(counts), size=(n, len(counts)))
-    difference = mean_ap(counts[draws]) - mean_ap(reference[draws])
+    difference = mean_ap(counts[draws], thresholds) - mean_ap(reference[draws], thresholds)
     low, high = np.percentile(difference, (2.5, 97.5))
     return float(low), float(high)
 

@@ -34,6 +34,7 @@ def test_inspect_the_dna_channel_of_the_sample(make_napari_viewer, qtbot, errors
         "decoder 1 · 1/8 resolution · 64 channels",
         "decoder 2 · 1/4 resolution · 32 channels",
         "decoder 3 · 1/2 resolution · 16 channels",
+        "decoder 4 · full resolution · 16 channels",  # the full-resolution path
         "background probability",
         "interior probability",
         "boundary probability",
@@ -59,7 +60,7 @@ def test_inspect_the_dna_channel_of_the_sample(make_napari_viewer, qtbot, errors
 
     widget.channels.setValue(2)
     run_to_end(widget, widget.run_button, TIMEOUT_MS)  # again: the old inspection is replaced
-    assert len(inspection_layers(viewer)) == 11
+    assert len(inspection_layers(viewer)) == 12
     assert viewer.layers[PREFIX + "decoder 3 · 1/2 resolution · 16 channels"].data.shape[0] == 2
 
 

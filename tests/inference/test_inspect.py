@@ -22,6 +22,7 @@ def test_every_stage_of_the_bundled_model_is_shown_at_its_resolution(shape):
         ("decoder", 1, 8),
         ("decoder", 2, 4),
         ("decoder", 3, 2),
+        ("decoder", 4, 1),  # the full-resolution path
     ]
     for feature in result.features:
         size = tuple(-(-n // feature.stride) for n in shape)  # rounded up

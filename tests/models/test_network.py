@@ -170,9 +170,10 @@ def test_fused_inference_copy_computes_the_same(tmp_path):
 
 def test_a_full_resolution_path_added_to_a_trained_model_keeps_its_other_weights(tmp_path):
     from napari_segnet.models import load_model, save_model, with_full_resolution_path
-    from napari_segnet.models.bundled import bundled_model_path
 
-    model, _ = load_model(bundled_model_path("nuclei"))
+    torch.manual_seed(0)
+    save_model(create_model(ModelConfig(encoder="compact")), tmp_path / "trained.safetensors")
+    model, _ = load_model(tmp_path / "trained.safetensors")
     extended = with_full_resolution_path(model, channels=4)
     assert extended.config.full_resolution_channels == 4
     kept = {k: v for k, v in extended.state_dict().items() if k in model.state_dict()}

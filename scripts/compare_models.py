@@ -1,0 +1,71 @@
+"""Compare a candidate model with a reference on a split of DSB2018 (paired bootstrap intervals).
+
+    python scripts/compare_models.py REFERENCE.safetensors CANDIDATE.safetensors \
+        [--split report] [--bootstrap 2000]
+
+Each model segments the split's images with the thresholds stored in its file (what a user
+gets). Per modality and for all images: pooled AP (StarDist's matching) of both models at IoU
+0.5, 0.9 and averaged over 0.5–0.9, the candidate's difference with a 95 % interval from a paired
+bootstrap over images (pooled AP recomputed on every resample), and how many images the
+candidate does better / worse on. The splits are those of `scripts/train_nuclei.py`.
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from compare_colour_inputs import match_counts, mean_ap, paired_bootstrap
+from train_nuclei import CLASS_SHARES, load_pairs, split_rows
+
+from napari_segnet.inference.segment import instance_settings_of, segment_normalised
+from napari_segnet.models import load_model
+from napari_segnet.progress import drain
+
+SCORES = {"AP@0.5": [0], "AP@0.9": [-1], "mean AP": slice(None)}  # indices of the thresholds
+
+
+def counts_of(path: Path, pairs) -> np.ndarray:
+    """Per-image TP/FP/FN at each IoU threshold, shape (images, thresholds, 3)."""
+    model, _ = load_model(path)
+    model.eval()
+    thresholds = instance_settings_of(model)
+    counts = []
+    for pair in pairs:
+        labels, _ = drain(segment_normalised(model, pair.image, instance_settings=thresholds))
+        counts.append(match_counts(pair.labels, labels))
+    return np.array(counts, float)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", type=Path)
+    parser.add_argument("candidate", type=Path)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018/train"))
+    parser.add_argument("--split", choices=("tuning", "report"), default="tuning")
+    parser.add_argument("--bootstrap", type=int, default=2000)
+    args = parser.parse_args()
+
+    pairs = load_pairs(args.data, split_rows(args.data)[args.split])
+    reference, candidate = counts_of(args.reference, pairs), counts_of(args.candidate, pairs)
+    print(f"{args.candidate} against {args.reference}, {args.split} split:\n")
+    print("| images | n | score | reference | candidate | Δ (95 % interval) | better / worse |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for group in ("all", *CLASS_SHARES):
+        chosen = [i for i, p in enumerate(pairs) if group == "all" or p.group == group]
+        ref, cand = reference[chosen], candidate[chosen]
+        for name, thresholds in SCORES.items():
+            before, after = mean_ap(ref, thresholds), mean_ap(cand, thresholds)
+            low, high = paired_bootstrap(cand, ref, args.bootstrap, thresholds=thresholds)
+            each = [
+                mean_ap(cand[[i]], thresholds) - mean_ap(ref[[i]], thresholds)
+                for i in range(len(chosen))
+            ]
+            better, worse = sum(d > 0 for d in each), sum(d < 0 for d in each)
+            print(
+                f"| {group} | {len(chosen)} | {name} | {before:.3f} | {after:.3f} | "
+                f"{after - before:+.3f} ({low:+.3f} … {high:+.3f}) | {better} / {worse} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
