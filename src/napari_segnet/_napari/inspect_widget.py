@@ -31,7 +31,8 @@ EXPLANATION = """<b>How the network segments</b><ol>
 stages respond to edges and spots; deeper ones, which see a wider area, to whole objects and
 their surroundings.</li>
 <li><b>Decoder</b>: brings the coarse, context-rich features back to fine resolution, mixing in the
-encoder's detail through skip connections.</li>
+encoder's detail through skip connections; a last stage at full resolution (where the model
+has one) sees the image pixel by pixel, so that small objects keep sharp edges.</li>
 <li><b>Classifier</b>: for every pixel, a linear layer turns the decoder's features into
 probabilities of <i>background</i>, <i>interior</i> and <i>boundary</i>.</li>
 <li><b>Instances</b>: each interior region becomes a seed; a watershed grows the seeds through the
