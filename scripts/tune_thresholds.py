@@ -1,10 +1,12 @@
-"""Choose the bundled model's instance thresholds on its validation split, and store them.
+"""Choose a model's instance thresholds on its validation images, and store them in its file.
 
     python scripts/tune_thresholds.py runs/nuclei.safetensors --data ../shared/data/dsb2018/train
 
 Probabilities are predicted once per validation image; every combination of seed threshold,
 foreground threshold and minimum size is then scored (mean AP over IoU 0.5–0.9, pooled), and
-the best is written into the model file's config. Only validation images are used.
+the best is written into the model file's config. Only the images listed in the file's
+`provenance["validation_ids"]` are used: for models of `scripts/train_nuclei.py`, the tuning
+split (the report split stays unseen).
 """
 
 import argparse
