@@ -10,10 +10,11 @@ full-resolution paths are included in the cost; the instance step is not.
 
 import argparse
 import platform
-import time
+from functools import partial
 
 import torch
 
+from bench_onnx import timed
 from napari_segnet.models import load_model
 from napari_segnet.models.bundled import resolve_model
 
@@ -37,13 +38,8 @@ def main() -> None:
         model = model.eval().to(memory_format=torch.channels_last)
         parameters = sum(p.numel() for p in model.parameters())
         with torch.inference_mode():
-            model(inputs)
-            times = []
-            for _ in range(args.repeats):
-                started = time.perf_counter()
-                model(inputs)
-                times.append(time.perf_counter() - started)
-        print(f"| {name} | {parameters:,} | {min(times) / megapixels:.3f} |")
+            best, _ = timed(partial(model, inputs), args.repeats)
+        print(f"| {name} | {parameters:,} | {best / megapixels:.3f} |")
 
 
 if __name__ == "__main__":

@@ -84,14 +84,7 @@ def seeded_watershed(surface: np.ndarray, markers: np.ndarray, mask: np.ndarray)
     markers = np.where(mask, markers, 0).astype(np.int32, copy=False)
     regions, n_regions = ndimage.label(mask)
     marked = markers > 0
-    n_markers = int(markers.max(initial=0))
-    # Each distinct (region, marker) pair once; how many markers each region holds.
-    pairs = np.unique(regions[marked].astype(np.int64) * (n_markers + 1) + markers[marked])
-    region_of, marker_of = np.divmod(pairs, n_markers + 1)
-    markers_per_region = np.bincount(region_of, minlength=n_regions + 1)
-    owner = np.zeros(n_regions + 1, np.int32)
-    alone = markers_per_region[region_of] == 1
-    owner[region_of[alone]] = marker_of[alone]
+    owner, markers_per_region = _sole_partners(regions[marked], markers[marked], n_regions)
     labels = owner[regions]
     contested = (markers_per_region > 1)[regions]
     if contested.any():
@@ -120,17 +113,31 @@ def _remove_small_and_fill_holes(labels: np.ndarray, min_size: int) -> np.ndarra
     reaches_edge[0] = True
     holes[reaches_edge[holes]] = 0
     if holes.any():
-        # (hole, object) pairs of 4-neighbours, each once.
-        keys = []
+        # (hole, object) pairs of 4-neighbours.
+        hole_ids, objects = [], []
         for a, b in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
             for hole, other in ((holes[a], labels[b]), (holes[:, a], labels[:, b])):
                 touching = (hole > 0) & (other > 0)
-                keys.append(
-                    hole[touching].astype(np.int64) * (int(sizes.size) + 1) + other[touching]
-                )
-        hole_ids, objects = np.divmod(np.unique(np.concatenate(keys)), int(sizes.size) + 1)
-        single = np.bincount(hole_ids, minlength=n_holes + 1) == 1
-        owner = np.zeros(n_holes + 1, labels.dtype)
-        owner[hole_ids[single[hole_ids]]] = objects[single[hole_ids]]
+                hole_ids.append(hole[touching])
+                objects.append(other[touching])
+        owner, _ = _sole_partners(np.concatenate(hole_ids), np.concatenate(objects), n_holes)
         labels = np.where(holes > 0, owner[holes], labels)
     return labels
+
+
+def _sole_partners(
+    first: np.ndarray, second: np.ndarray, n_first: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each id 0..n_first of ``first``, the one ``second`` id paired with it, if only one.
+
+    ``first`` and ``second`` are paired element by element (non-negative ids). Returns the
+    partner of each ``first`` id (0 where it has none or several) and how many distinct
+    partners each has.
+    """
+    span = int(second.max(initial=0)) + 1
+    first_ids, second_ids = np.divmod(np.unique(first.astype(np.int64) * span + second), span)
+    partners = np.bincount(first_ids, minlength=n_first + 1)
+    owner = np.zeros(n_first + 1, second.dtype)
+    alone = partners[first_ids] == 1
+    owner[first_ids[alone]] = second_ids[alone]
+    return owner, partners
