@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 from compare_colour_inputs import match_counts, mean_ap, paired_bootstrap
+from score_nuclei import segmented
 from train_nuclei import CLASS_SHARES, load_pairs, split_rows
 
-from napari_segnet.inference.segment import instance_settings_of, segment_normalised
 from napari_segnet.models import load_model
-from napari_segnet.progress import drain
 
 SCORES = {"AP@0.5": [0], "AP@0.9": [-1], "mean AP": slice(None)}  # indices of the thresholds
 
@@ -27,13 +26,8 @@ SCORES = {"AP@0.5": [0], "AP@0.9": [-1], "mean AP": slice(None)}  # indices of t
 def counts_of(path: Path, pairs) -> np.ndarray:
     """Per-image TP/FP/FN at each IoU threshold, shape (images, thresholds, 3)."""
     model, _ = load_model(path)
-    model.eval()
-    thresholds = instance_settings_of(model)
-    counts = []
-    for pair in pairs:
-        labels, _ = drain(segment_normalised(model, pair.image, instance_settings=thresholds))
-        counts.append(match_counts(pair.labels, labels))
-    return np.array(counts, float)
+    labels = segmented(model.eval(), pairs)
+    return np.array([match_counts(p.labels, found) for p, found in zip(pairs, labels)], float)
 
 
 def main() -> None:

@@ -14,11 +14,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from score_nuclei import segmented
 from train_nuclei import CLASS_SHARES, load_pairs, split_rows
 
-from napari_segnet.inference.segment import instance_settings_of, segment_normalised
 from napari_segnet.models import load_model
-from napari_segnet.progress import drain
 
 KINDS = ("merged", "split", "not found", "poor fit")
 
@@ -71,12 +70,8 @@ def main() -> None:
     print("|---|---|---:|---:|" + "---:|" * len(KINDS) + "---:|---:|")
     for path in args.models:
         model, _ = load_model(path)
-        model.eval()
-        thresholds = instance_settings_of(model)
-        found = {}
-        for pair in pairs:
-            labels, _ = drain(segment_normalised(model, pair.image, instance_settings=thresholds))
-            found[pair.name] = missed_kinds(pair.labels, labels)
+        labels = segmented(model.eval(), pairs)
+        found = {p.name: missed_kinds(p.labels, lab) for p, lab in zip(pairs, labels)}
         for group in ("all", *CLASS_SHARES):
             chosen = [found[p.name] for p in pairs if group == "all" or p.group == group]
             kinds = [k for c in chosen for k in c[0]]

@@ -34,6 +34,14 @@ def scores(truths, predictions) -> dict[str, float]:
     }
 
 
+def segmented(model, pairs) -> list[np.ndarray]:
+    """Labels of each pair's image, with the thresholds stored in the model (what a user gets)."""
+    thresholds = instance_settings_of(model)
+    return [
+        drain(segment_normalised(model, p.image, instance_settings=thresholds))[0] for p in pairs
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", type=Path, nargs="+")
@@ -50,11 +58,7 @@ def main() -> None:
         for method in methods:
             model.config = dataclasses.replace(model.config, instance_method=method)
             started = time.perf_counter()
-            thresholds = instance_settings_of(model)  # what a user of this model file gets
-            predictions = [
-                drain(segment_normalised(model, p.image, instance_settings=thresholds))[0]
-                for p in pairs
-            ]
+            predictions = segmented(model, pairs)
             seconds = time.perf_counter() - started
             truths = [p.labels for p in pairs]
             record = {"model": str(path), "method": method, "split": args.split}
