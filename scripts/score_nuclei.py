@@ -5,6 +5,10 @@
 
 The splits are those of `scripts/train_nuclei.py`. Choose checkpoints, methods and thresholds on
 `tuning`; `--split report` is for the numbers that are published, once the choice is made.
+`--split report --store` writes the report split's scores into the model file
+(`provenance["report"]`), where `napari-segnet models` and exported model cards show them.
+`--split train --sample N` scores N training images (a fixed random draw): how well a model
+fits the images it learned from, against how well it does on unseen ones.
 Scores are pooled AP (StarDist's matching) at IoU 0.5, 0.75 and 0.9 and the mean over 0.5–0.9,
 with the instance thresholds stored in each model file.
 """
@@ -12,6 +16,7 @@ with the instance thresholds stored in each model file.
 import argparse
 import dataclasses
 import json
+import random
 import time
 from pathlib import Path
 
@@ -20,7 +25,7 @@ from train_nuclei import CLASS_SHARES, load_pairs, split_rows
 
 from napari_segnet.inference.segment import instance_settings_of, segment_normalised
 from napari_segnet.metrics import evaluate
-from napari_segnet.models import load_model
+from napari_segnet.models import load_model, save_model
 from napari_segnet.progress import drain
 
 
@@ -46,13 +51,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", type=Path, nargs="+")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018/train"))
-    parser.add_argument("--split", choices=("tuning", "report"), default="tuning")
+    parser.add_argument("--split", choices=("tuning", "report", "train"), default="tuning")
+    parser.add_argument("--sample", type=int, help="score this many images of the split")
     parser.add_argument("--methods", default="")
+    parser.add_argument(
+        "--store", action="store_true", help="write the report split's scores into the model file"
+    )
     args = parser.parse_args()
+    if args.store and (args.split != "report" or args.methods or args.sample):
+        parser.error("--store keeps the whole report split scored with the model's own method.")
 
-    pairs = load_pairs(args.data, split_rows(args.data)[args.split])
+    rows = split_rows(args.data)[args.split]
+    if args.sample:
+        rows = random.Random(0).sample(rows, min(args.sample, len(rows)))
+    pairs = load_pairs(args.data, rows)
     for path in args.models:
-        model, _ = load_model(path)
+        model, provenance = load_model(path)
         model.eval()
         methods = args.methods.split(",") if args.methods else [model.config.instance_method]
         for method in methods:
@@ -68,9 +82,13 @@ def main() -> None:
                 record[group] = scores(
                     [truths[i] for i in chosen], [predictions[i] for i in chosen]
                 )
+                record[group]["images"] = len(chosen)
             record["images"] = len(pairs)
             record["seconds"] = round(seconds, 1)
             print(json.dumps(record), flush=True)
+            if args.store:
+                kept = {k: v for k, v in record.items() if k not in ("model", "seconds")}
+                save_model(model, path, provenance={**provenance, "report": kept})
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """measure, info, --version, --help and --debug of the command line, run in a subprocess."""
 
+import os
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, requires, version
@@ -87,6 +88,27 @@ def test_info_reports_versions_and_why_each_device_is_or_is_not_usable(run_cli):
     cuda_usable = torch.cuda.is_available()
     assert ("not usable" in lines["cuda"]) is not cuda_usable
     assert len(lines["cuda"].split(":", 1)[1].strip()) > 5  # a reason or the GPU's name
+
+
+def test_models_quotes_the_report_split_score_where_a_model_file_has_one(run_cli, tmp_path):
+    from napari_segnet.models import ModelConfig, create_model, read_model_config, save_model
+    from napari_segnet.models.bundled import bundled_model_path
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    validated = {"validation": {"ap50": 0.61, "ap_mean": 0.4}}
+    save_model(create_model(ModelConfig()), folder / "mine.safetensors", provenance=validated)
+    env = {**os.environ, "NAPARI_SEGNET_MODELS": str(folder)}
+    result = run_cli("models", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    _, bundled = read_model_config(bundled_model_path("nuclei"))
+    report = bundled["report"]
+    assert (
+        f"report AP@0.5 {report['all']['ap50']:.3f} ({report['images']} held-out images)"
+        in (rows["nuclei"])
+    )
+    assert "validation AP@0.5 0.610" in rows["mine"] and "report AP" not in rows["mine"]
 
 
 def test_measure_writes_physical_units_and_every_channel(run_cli, calibrated_pair, tmp_path):

@@ -202,6 +202,9 @@ def test_bioimageio_package_passes_bioimageio_test_and_runs_here(nuclei, tmp_pat
     assert ours["model"] == json.loads(json.dumps(asdict(model.config)))
     assert ours["provenance"]["validation"] == provenance["validation"]
     assert "## Validation" in card and model.config.name in card
+    report = provenance["report"]
+    assert f"report split, all ({report['images']} images" in card
+    assert f"ap50 {report['fluo']['ap50']:.3f}" in card
     exported, _ = load_model(path)
     assert isinstance(exported, OnnxModel) and exported.config == model.config
 

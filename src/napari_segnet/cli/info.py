@@ -55,8 +55,24 @@ def required_packages() -> list[str]:
     return sorted(set(names), key=str.casefold)
 
 
+def published_ap50(provenance: dict) -> str:
+    """Return the AP@0.5 a model file records: on its report split if scored, else validation.
+
+    Models of ``scripts/train_nuclei.py`` keep a report split that nothing was chosen
+    on; its score (``provenance["report"]``, from ``scripts/score_nuclei.py --store``)
+    is the one to quote. Otherwise the training's validation score at its best epoch
+    is shown, which is optimistic: that epoch was chosen on those images.
+    """
+    report = provenance.get("report", {}).get("all", {})
+    if "ap50" in report:
+        images = provenance["report"].get("images", "?")
+        return f"report AP@0.5 {report['ap50']:.3f} ({images} held-out images)"
+    scores = provenance.get("validation", {})
+    return f"validation AP@0.5 {scores['ap50']:.3f}" if "ap50" in scores else ""
+
+
 def run_models(args: argparse.Namespace) -> int:
-    """List bundled and user models with their encoder, size and validation score."""
+    """List bundled and user models with their encoder, size and held-out score."""
     from napari_segnet.models import ModelLoadError, read_model_config, read_model_file
     from napari_segnet.models.bundled import BUNDLED, list_models, user_models_dir
     from napari_segnet.models.onnx_model import is_exported
@@ -74,8 +90,7 @@ def run_models(args: argparse.Namespace) -> int:
         except ModelLoadError as error:
             print(f"{name:<12} {kind:<8} unusable: {error}")
             continue
-        scores = provenance.get("validation", {})
-        ap = f"validation AP@0.5 {scores['ap50']:.3f}" if "ap50" in scores else ""
+        ap = published_ap50(provenance)
         print(f"{name:<12} {kind:<8} {config.encoder:<9} {size}  {ap}  {path}")
     print(f"User models folder: {user_models_dir()}")
     return 0

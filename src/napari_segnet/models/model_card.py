@@ -166,11 +166,21 @@ def _validation_lines(provenance: dict[str, Any]) -> list[str]:
             text = ", ".join(f"{k.replace('validation_', '')} {v:.3f}" for k, v in numbers.items())
             if text:
                 lines.append(f"- {what}: {text}")
+    report = provenance.get("report")
+    if isinstance(report, dict):
+        for group, scores in report.items():
+            if isinstance(scores, dict) and "ap50" in scores:
+                text = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if k.startswith("ap"))
+                images = scores.get("images", report.get("images", "?"))
+                lines.append(
+                    f"- report split, {group} ({images} images nothing was chosen on, "
+                    f"the model's thresholds): {text}"
+                )
     if not lines:
         return ["No validation scores were recorded with the model."]
     lines.append(
-        "- scores are instance-matching AP at IoU 0.5 (ap50) and averaged over IoU 0.5–0.9 "
-        "(ap_mean), pooled over the validation images"
+        "- scores are instance-matching AP at IoU 0.5 (ap50), 0.75 (ap75), 0.9 (ap90) and "
+        "averaged over IoU 0.5–0.9 (ap_mean), pooled over the images"
     )
     return lines
 
