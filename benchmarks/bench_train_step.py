@@ -7,8 +7,9 @@
 Run it on an otherwise idle machine: every other process on the cores shows in the timings.
 
 Models: ``fullres`` is the full-resolution candidate built as ``scripts/train_nuclei.py
---from <bundled> --full-resolution 8`` builds it (the bundled weights plus a new 8-channel
-full-resolution path, seeded), ``bundled`` the bundled ``nuclei`` model as it is.
+--from <bundled> --full-resolution 8`` builds it (the weights of ``nuclei@1``, which has no
+full-resolution path, plus a new 8-channel one, seeded), ``bundled`` the bundled ``nuclei``
+model (its newest version) as it is.
 
 A variant is ``baseline`` or options joined by ``+``:
 
@@ -103,14 +104,14 @@ class Variant:
 
 def build_models(names: list[str]) -> dict[str, torch.nn.Module]:
     """The models to time, by name: ``fullres`` and ``bundled``."""
-    bundled, _ = load_model(bundled_model_path("nuclei"))
     models = {}
     for name in names:
         if name == "bundled":
-            models[name] = bundled
+            models[name] = load_model(bundled_model_path("nuclei"))[0]
         elif name == "fullres":
+            previous, _ = load_model(bundled_model_path("nuclei@1"))  # no full-resolution path
             torch.manual_seed(0)  # the new path's initial weights
-            models[name] = with_full_resolution_path(bundled, FULL_RESOLUTION_CHANNELS)
+            models[name] = with_full_resolution_path(previous, FULL_RESOLUTION_CHANNELS)
         else:
             raise ValueError(f"Unknown model {name!r}; choose fullres or bundled.")
     return models

@@ -11,6 +11,13 @@ The splits are those of `scripts/train_nuclei.py`. Choose checkpoints, methods a
 fits the images it learned from, against how well it does on unseen ones.
 Scores are pooled AP (StarDist's matching) at IoU 0.5, 0.75 and 0.9 and the mean over 0.5–0.9,
 with the instance thresholds stored in each model file.
+`--diameter` says how each image is sized for the network: `auto` (the default: measured on the
+image, as segmentation does), `oracle` (zoomed so that its annotated median nucleus has the
+model's diameter: what a perfect estimate would give) or `none` (as it is).
+`--magnification F` scores the images and their masks resized by F, as if taken with another
+objective (0.5: a 20× objective instead of 40×).
+Each model is given the images as it reads them: a model with three input channels gets colour
+images as R, G, B (`train_nuclei.load_pairs` with its `in_channels`), the others one plane.
 """
 
 import argparse
@@ -21,12 +28,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from train_nuclei import CLASS_SHARES, load_pairs, split_rows
+from train_nuclei import CLASS_SHARES, pairs_by_channels, split_rows
 
+from napari_segnet.inference.diameter import iter_estimate_diameter
 from napari_segnet.inference.segment import instance_settings_of, segment_normalised
 from napari_segnet.metrics import evaluate
 from napari_segnet.models import load_model, save_model
 from napari_segnet.progress import drain
+from napari_segnet.training.data import median_diameter, zoomed
+
+DIAMETERS = ("auto", "oracle", "none")
 
 
 def scores(truths, predictions) -> dict[str, float]:
@@ -39,12 +50,28 @@ def scores(truths, predictions) -> dict[str, float]:
     }
 
 
-def segmented(model, pairs) -> list[np.ndarray]:
-    """Labels of each pair's image, with the thresholds stored in the model (what a user gets)."""
+def segmented(model, pairs, diameter: str = "auto") -> list[np.ndarray]:
+    """Labels of each pair's image, with the thresholds stored in the model (what a user gets).
+
+    ``diameter`` is one of :data:`DIAMETERS` (see the module's description).
+    """
     thresholds = instance_settings_of(model)
-    return [
-        drain(segment_normalised(model, p.image, instance_settings=thresholds))[0] for p in pairs
-    ]
+    return [sized_labels(model, p, diameter, thresholds) for p in pairs]
+
+
+def sized_labels(model, pair, diameter: str, thresholds) -> np.ndarray:
+    scale = 1.0
+    if diameter == "auto":
+        estimate = drain(iter_estimate_diameter(model, pair.image, instance_settings=thresholds))
+        if estimate.first_pass is not None:
+            return estimate.first_pass[0]
+        scale = estimate.scale
+    elif diameter == "oracle" and model.config.object_diameter_px:
+        scale = model.config.object_diameter_px / median_diameter([pair])
+    labels, _ = drain(
+        segment_normalised(model, pair.image, instance_settings=thresholds, scale=scale)
+    )
+    return labels
 
 
 def main() -> None:
@@ -54,6 +81,8 @@ def main() -> None:
     parser.add_argument("--split", choices=("tuning", "report", "train"), default="tuning")
     parser.add_argument("--sample", type=int, help="score this many images of the split")
     parser.add_argument("--methods", default="")
+    parser.add_argument("--diameter", choices=DIAMETERS, default="auto")
+    parser.add_argument("--magnification", type=float, default=1.0)
     parser.add_argument(
         "--store", action="store_true", help="write the report split's scores into the model file"
     )
@@ -64,18 +93,31 @@ def main() -> None:
     rows = split_rows(args.data)[args.split]
     if args.sample:
         rows = random.Random(0).sample(rows, min(args.sample, len(rows)))
-    pairs = load_pairs(args.data, rows)
+    loaded, sized = pairs_by_channels(args.data, rows), {}
     for path in args.models:
         model, provenance = load_model(path)
         model.eval()
+        channels = model.config.in_channels
+        if channels not in sized:
+            pairs = loaded(channels)
+            if args.magnification != 1:
+                pairs = [zoomed(p, args.magnification) for p in pairs]
+            sized[channels] = pairs
+        pairs = sized[channels]
         methods = args.methods.split(",") if args.methods else [model.config.instance_method]
         for method in methods:
             model.config = dataclasses.replace(model.config, instance_method=method)
             started = time.perf_counter()
-            predictions = segmented(model, pairs)
+            predictions = segmented(model, pairs, args.diameter)
             seconds = time.perf_counter() - started
             truths = [p.labels for p in pairs]
-            record = {"model": str(path), "method": method, "split": args.split}
+            record = {
+                "model": str(path),
+                "method": method,
+                "split": args.split,
+                "diameter": args.diameter,
+                "magnification": args.magnification,
+            }
             record["all"] = scores(truths, predictions)
             for group in CLASS_SHARES:
                 chosen = [i for i, p in enumerate(pairs) if p.group == group]

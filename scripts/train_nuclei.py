@@ -8,7 +8,13 @@ so the demo shows an image the model never trained on. The held-out images are s
 the same kind of hash: a *tuning* half (validation during training: the best epoch, and later
 thresholds, are chosen on it) and a *report* half that nothing is chosen on (published numbers).
 `--heads star` adds the star-convex head and `--full-resolution N` a full-resolution path of N
-channels (starting from `--from`'s weights for the rest).
+channels (starting from `--from`'s weights for the rest). `--encoder-widths` sets the stages of a
+new compact network, `--size-normalise D` rescales every image (training and tuning) so that its
+median nucleus is D pixels wide (crops are then zoomed by `--scale-range` around that size), and
+`--object-centred F` places a share F of the crops on a nucleus.
+`--rgb` trains a network that reads colour images as R, G, B (grey ones as the same plane in all
+three channels); with `--from` a one-channel model's first convolutions are given three channels
+(`models.network.with_rgb_input`: it computes what it did on grey images) and training goes on.
 Modalities are sampled with fixed shares (fluorescence 60 %, H&E-like colour 25 %,
 brightfield 15 %) since the classes are very unequal in size.
 """
@@ -31,8 +37,14 @@ from napari_segnet.models import (
     with_full_resolution_path,
     with_star_head,
 )
+from napari_segnet.models.network import with_rgb_input
 from napari_segnet.progress import drain
-from napari_segnet.training.data import make_pair, median_diameter, split_validation
+from napari_segnet.training.data import (
+    make_pair,
+    median_diameter,
+    size_normalised,
+    split_validation,
+)
 from napari_segnet.training.loop import TrainSettings, iter_train
 
 SAMPLE_ID = "6fe2df6de1d962b90146c822bcefc84d0d3d6926fdfbacd3acdc9de830ee5622"
@@ -65,20 +77,40 @@ def split_rows(root: Path) -> dict[str, list[dict]]:
     }
 
 
-def load_pairs(root: Path, rows: list[dict]):
+def load_pairs(root: Path, rows: list[dict], channels: int = 1):
+    """The rows' pairs, normalised for a network that reads ``channels`` channels (1 or 3)."""
     pairs = []
     for row in rows:
         image = tifffile.imread(root / "images" / f"{row['id']}.tif")
         labels = tifffile.imread(root / "masks" / f"{row['id']}.tif")
-        pairs.append(make_pair(image, labels, name=row["id"], group=row["class"]))
+        pairs.append(
+            make_pair(image, labels, name=row["id"], group=row["class"], channels=channels)
+        )
     return pairs
 
 
-def load_dsb(root: Path):
+def pairs_by_channels(root: Path, rows: list[dict]):
+    """Return ``pairs(channels)``: :func:`load_pairs` of the rows, each channel count loaded once.
+
+    Scripts that score several models give each the images as it reads them
+    (``pairs(model.config.in_channels)``); the labels and the order are the same.
+    """
+    loaded: dict[int, list] = {}
+
+    def pairs(channels: int = 1) -> list:
+        if channels not in loaded:
+            loaded[channels] = load_pairs(root, rows, channels)
+        return loaded[channels]
+
+    return pairs
+
+
+def load_dsb(root: Path, channels: int = 1):
     """Training and tuning pairs, and the report ids (never loaded: nothing is chosen on them)."""
     splits = split_rows(root)
     report_ids = sorted(r["id"] for r in splits["report"])
-    return load_pairs(root, splits["train"]), load_pairs(root, splits["tuning"]), report_ids
+    train = load_pairs(root, splits["train"], channels)
+    return train, load_pairs(root, splits["tuning"], channels), report_ids
 
 
 def main() -> None:
@@ -110,13 +142,44 @@ def main() -> None:
     parser.add_argument(
         "--instance-method", choices=("watershed", "star", "star_seeds"), default="watershed"
     )
+    parser.add_argument(
+        "--encoder-widths",
+        type=lambda text: tuple(int(w) for w in text.split(",")),
+        help="stages of a new compact encoder, e.g. 32,64,128,256 (default 16,32,64,128)",
+    )
+    parser.add_argument(
+        "--size-normalise",
+        type=float,
+        metavar="DIAMETER",
+        help="rescale each image so that its median nucleus is this many pixels wide",
+    )
+    parser.add_argument(
+        "--scale-range",
+        type=lambda text: tuple(float(v) for v in text.split(",")),
+        help="random zoom of the crops, e.g. 0.625,1.6 (default 0.6,1.6)",
+    )
+    parser.add_argument("--object-centred", type=float, default=0.0, metavar="SHARE")
+    parser.add_argument(
+        "--rgb",
+        action="store_true",
+        help="read colour images as R, G, B (a new network, or --from's with three input channels)",
+    )
     args = parser.parse_args()
 
-    train, validation, report_ids = load_dsb(args.data)
+    if args.start_from:
+        model, earlier = load_model(args.start_from)
+        if args.rgb:
+            model = with_rgb_input(model)
+        channels = model.config.in_channels
+    else:
+        channels = 3 if args.rgb else 1
+    train, validation, report_ids = load_dsb(args.data, channels)
+    if args.size_normalise:
+        train = size_normalised(train, args.size_normalise)
+        validation = size_normalised(validation, args.size_normalise)
     counts = {c: sum(p.group == c for p in train) for c in CLASS_SHARES}
     weights = np.array([CLASS_SHARES[p.group] / counts[p.group] for p in train])
     if args.start_from:
-        model, earlier = load_model(args.start_from)
         if args.heads == "star":
             model = with_star_head(model, args.star_rays, args.instance_method)
         if args.full_resolution:
@@ -128,10 +191,13 @@ def main() -> None:
     else:
         config = ModelConfig(
             encoder="compact",
-            in_channels=1,
+            in_channels=channels,
+            encoder_widths=args.encoder_widths,
             name="nuclei",
             full_resolution_channels=args.full_resolution,
-            object_diameter_px=median_diameter(train),
+            object_diameter_px=args.size_normalise or median_diameter(train),
+            # A size-normalised network saw every nucleus near one size: rescale sooner.
+            object_diameter_tolerance=1.25 if args.size_normalise else 1.5,
             heads=("classes", "star") if args.heads == "star" else ("classes",),
             star_rays=args.star_rays,
             instance_method=args.instance_method,
@@ -143,6 +209,8 @@ def main() -> None:
         batch_size=args.batch_size,
         seed=args.seed,
         learning_rate=args.learning_rate,
+        object_centred=args.object_centred,
+        **({"scale_range": args.scale_range} if args.scale_range else {}),
     )
     provenance = {
         "data": "DSB2018 stage1_train with community fixes (CC0)",
@@ -157,7 +225,7 @@ def main() -> None:
         f"train {len(train)} images {counts}, validation {len(validation)}, device {device}",
         flush=True,
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     events = iter_train(
         model,
         train,
@@ -178,6 +246,7 @@ def main() -> None:
                 "done": event.done,
                 "total": event.total,
                 "seconds": round(elapsed),
+                "cpu_seconds": round(time.process_time() - cpu_started),
                 **event.info,
             }
             print(json.dumps(record), flush=True)

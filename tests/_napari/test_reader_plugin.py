@@ -165,3 +165,17 @@ def test_labels_written_as_ome_zarr_open_as_a_labels_layer(tmp_path, monkeypatch
     assert kind == "labels" and kwargs["multiscale"] and kwargs["name"] == "slide_labels"
     assert kwargs["scale"] == pytest.approx((0.5, 0.5))
     assert np.asarray(levels[0])[25, 35] == 3 and len(levels) == 3
+    assert "metadata" not in kwargs  # no model made these labels
+
+
+def test_labels_from_segment_open_with_the_model_that_made_them(tmp_path):
+    from napari_segnet._napari.layers import layer_model
+    from napari_segnet.io.model_identity import ModelIdentity
+    from napari_segnet.io.zarr_labels import ZarrLabelsWriter
+
+    identity = ModelIdentity("nuclei", 2, "f" * 64)
+    path = tmp_path / "slide_labels.zarr"
+    with ZarrLabelsWriter(path, (300, 200), model=identity) as writer:
+        writer.paint(np.full((10, 10), 3, np.uint32), (20, 30))
+    ((_, kwargs, kind),) = read(path)
+    assert kind == "labels" and layer_model(kwargs["metadata"]) == identity

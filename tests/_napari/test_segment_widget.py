@@ -29,7 +29,7 @@ def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_
     assert isinstance(widget, SegmentWidget)
     assert widget.image.layer() is viewer.layers["DAPI"]  # the active image layer
     assert widget.channel.isHidden()  # one channel of a multichannel file: nothing to pick
-    assert widget.model.currentText() == "nuclei"
+    assert widget.model.currentText() == "nuclei@2 (newest)"
     from napari_segnet.models import read_model_file
     from napari_segnet.models.bundled import bundled_model_path
 
@@ -66,6 +66,7 @@ def test_segment_the_dapi_layer_of_the_sample(sample_viewer, qtbot, errors, tmp_
     assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
     assert not list(progress._all_instances)  # closed
     assert "Found" in widget.status.text()
+    assert "estimated object diameter" in widget.status.text()  # auto sizing says what it did
     assert widget.device_info.text().startswith("Last run on ")
 
     # Running again updates the same layer.
@@ -183,7 +184,7 @@ def test_cancelling_the_file_dialog_keeps_the_model(sample_viewer, monkeypatch):
     widget = SegmentWidget(sample_viewer)
     monkeypatch.setattr(widget.model, "ask_path", lambda: "")
     widget.model.setCurrentIndex(widget.model.findText(CHOOSE_FILE))
-    assert widget.model.currentText() == "nuclei"
+    assert widget.model.currentText() == "nuclei@2 (newest)"
     widget.deleteLater()
 
 
@@ -215,7 +216,11 @@ def test_channel_picker_for_multichannel_and_rgb_layers(make_napari_viewer):
     assert widget.channel.currentText() == "Hoechst"  # the DNA stain by default
     request = widget.request()
     assert request.image.axes == "CYX" and request.settings.channel == 1
-    assert request.settings.diameter is None
+    assert request.settings.diameter == "auto"  # measured on the image
+    assert widget.diameter.text() == "auto"
+    widget.diameter.setValue(23.5)
+    assert widget.request().settings.diameter == 23.5
+    widget.diameter.setValue(0)
 
     rgb = viewer.add_image(rng.integers(0, 255, (32, 40, 3), dtype=np.uint8), name="rgb")
     assert widget.image.layer() is rgb  # followed the active layer
@@ -293,6 +298,7 @@ def test_a_big_plane_is_segmented_in_blocks_into_a_multiscale_layer(
 
     labels = viewer.layers["DAPI labels"]
     assert isinstance(labels, Labels) and labels.multiscale
+    assert labels.metadata["model"]["model"] == "nuclei@2"  # the picker's default, the newest
     assert [level.shape for level in labels.data] == [(520, 696), (260, 348), (130, 174)]
     assert tuple(labels.scale) == pytest.approx((0.65, 0.65))
     (folder,) = big_plane_rules.iterdir()

@@ -72,7 +72,7 @@ def test_fine_tuning_on_corrected_layers_improves_held_out_ap(
     viewer.window.add_dock_widget(segment)
     _, widget = viewer.window.add_plugin_dock_widget("napari-segnet", "Train")
     assert isinstance(widget, TrainWidget)
-    assert widget.start.currentText() == "nuclei" and not widget.encoder.isEnabled()
+    assert widget.start.currentText() == "nuclei@2 (newest)" and not widget.encoder.isEnabled()
     assert widget.name.text() == "nuclei-tuned"
     add_pairs(widget, viewer)
     assert widget.source_list.count() == 2
@@ -94,7 +94,7 @@ def test_fine_tuning_on_corrected_layers_improves_held_out_ap(
     assert "nuclei-tuned" in widget.status.text() and widget.save_button.isEnabled()
     assert segment.model.currentText() == "nuclei-tuned"  # offered and selected at once
     config, provenance = read_model_config(model_path)
-    assert config.name == "nuclei-tuned" and provenance["from"].endswith("nuclei.safetensors")
+    assert config.name == "nuclei-tuned" and provenance["from"].endswith("nuclei@2.safetensors")
 
     before = held_out_ap(bundled_model_path("nuclei"), envelope_pairs)
     after = held_out_ap(model_path, envelope_pairs)

@@ -7,6 +7,18 @@ import tifffile
 
 from napari_segnet.data import sample_path
 from napari_segnet.io import read_image
+from napari_segnet.models.bundled import bundled_model_path
+from napari_segnet.models.identity import safetensors_sha256
+
+MODEL_COLUMNS = ["model", "model_sha256"]
+
+
+def measurements(table: pd.DataFrame) -> np.ndarray:
+    """The numbers of a measurement table, once its columns naming the model are checked."""
+    newest = safetensors_sha256(bundled_model_path("nuclei"))[:16]
+    assert list(table.columns[-2:]) == MODEL_COLUMNS
+    assert set(table["model"]) == {"nuclei@2"} and set(table["model_sha256"]) == {newest}
+    return table.drop(columns=MODEL_COLUMNS).to_numpy(float)
 
 
 def test_block_by_block_gives_the_in_memory_objects_and_rows(run_cli, tmp_path):
@@ -33,7 +45,7 @@ def test_block_by_block_gives_the_in_memory_objects_and_rows(run_cli, tmp_path):
     mapping = dict(zip(pairs[0], pairs[1]))
     rows_a["label"] = rows_a["label"].map(mapping)
     rows_a = rows_a.sort_values("label").reset_index(drop=True)
-    np.testing.assert_allclose(rows_a.to_numpy(float), rows_b.to_numpy(float), rtol=1e-6)
+    np.testing.assert_allclose(measurements(rows_a), measurements(rows_b), rtol=1e-6)
 
 
 def test_too_small_a_halo_is_a_warning_with_what_to_do(run_cli, tmp_path):
@@ -110,7 +122,7 @@ def test_a_z_stack_block_by_block_locally_and_on_two_workers(run_cli, tmp_path):
     mapping = dict(zip(pairs[0], pairs[1]))
     tables[0]["label"] = tables[0]["label"].map(mapping)
     tables[0] = tables[0].sort_values("label").reset_index(drop=True)
-    np.testing.assert_allclose(tables[0].to_numpy(float), tables[1].to_numpy(float), rtol=1e-6)
+    np.testing.assert_allclose(measurements(tables[0]), measurements(tables[1]), rtol=1e-6)
 
 
 def test_labels_as_an_ome_zarr_pyramid(run_cli, tmp_path):
@@ -150,4 +162,4 @@ def test_measure_of_a_big_labels_output_block_by_block(run_cli, tmp_path):
     tables = [pd.read_csv(p) for p in (by_blocks, whole, tmp_path / "nuclei_2ch_measurements.csv")]
     for table in tables[1:]:  # the same rows (to rounding: blocks compute in local coordinates)
         assert list(table.columns) == list(tables[0].columns)
-        np.testing.assert_allclose(table.to_numpy(float), tables[0].to_numpy(float), rtol=1e-9)
+        np.testing.assert_allclose(measurements(table), measurements(tables[0]), rtol=1e-9)

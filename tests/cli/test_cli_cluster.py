@@ -151,3 +151,20 @@ def test_an_unreachable_scheduler_is_one_sentence(run_cli, error_lines, batch, t
     )
     lines = error_lines(result)
     assert len(lines) == 1 and "Cannot reach the dask scheduler at tcp://127.0.0.1:9" in lines[0]
+
+
+def test_temporaries_that_a_lost_worker_left_are_removed(tmp_path):
+    from types import SimpleNamespace
+
+    from napari_segnet.cli.cluster import _remove_stale_temporaries
+
+    names = [
+        ".field0_labels.1-ab.partial.tif",  # an output's temporary
+        "..field0_labels.1-ab.partial.2-cd.partial.tif",  # a temporary of that temporary
+        ".field0_measurements.1-ab.partial.csv",
+    ]
+    kept = ["field0_labels.tif", "field0_measurements.csv", ".other_labels.1-ab.partial.tif"]
+    for name in names + kept:
+        (tmp_path / name).write_bytes(b"")
+    _remove_stale_temporaries(SimpleNamespace(out=tmp_path), ["field0"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)

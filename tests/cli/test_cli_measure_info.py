@@ -106,7 +106,7 @@ def test_models_quotes_the_report_split_score_where_a_model_file_has_one(run_cli
     report = bundled["report"]
     assert (
         f"report AP@0.5 {report['all']['ap50']:.3f} ({report['images']} held-out images)"
-        in (rows["nuclei"])
+        in (rows["nuclei@2"])
     )
     assert "validation AP@0.5 0.610" in rows["mine"] and "report AP" not in rows["mine"]
 

@@ -51,6 +51,8 @@ def test_evaluate_prints_what_an_independent_count_gives(run_cli, folders, tmp_p
         counts.append(matched_ious(read_image(masks / path.name).data, prediction))
     rows = {float(line.split()[0]): line.split() for line in result.stdout.splitlines()[2:]}
     scores = json.loads(report.read_text())
+    assert scores["model"] == model.identity.as_metadata()  # nuclei@2, with its weights hash
+    assert scores["model"]["model"] == "nuclei@2"
     assert sorted(rows) == pytest.approx([0.5 + 0.05 * k for k in range(9)])
     for threshold, row in rows.items():
         tp = sum(int((ious >= threshold).sum()) for ious, _, _ in counts)

@@ -202,10 +202,7 @@ def test_constant_background_blocks_are_skipped(model, tmp_path):
     assert len(table) == whole.max() == 2
 
 
-def test_time_series_and_rescaling_are_refused_in_one_sentence(model, tmp_path):
+def test_time_series_are_refused_in_one_sentence(model, tmp_path):
     series = MicroscopyImage(np.zeros((3, 64, 64), np.uint8), "TYX")
     with pytest.raises(ValueError, match="time points one at a time"):
         streamed(series, model, tmp_path, block=64, halo=16)
-    plane = MicroscopyImage(np.zeros((64, 64), np.uint8), "YX")
-    with pytest.raises(ValueError, match="does not rescale"):
-        streamed(plane, model, tmp_path, block=64, halo=16, settings=SegmentSettings(diameter=40))

@@ -7,13 +7,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
+from skimage.transform import resize
 from torch import nn
 
 from napari_segnet.inference.tiling import (
     OVERLAP,
+    TiledPredictor,
     blending_window,
     iter_predict_tiled,
+    resample,
+    resample_window,
     tile_starts,
+    zoomed_shape,
 )
 from napari_segnet.models import ModelConfig, create_model
 from napari_segnet.progress import drain
@@ -333,3 +339,70 @@ def test_an_unknown_output_is_refused(plane):
 
     with pytest.raises(ValueError, match="mystery"):
         predict(Odd().eval(), plane[:32, :32])
+
+
+# --- zoomed planes -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [0.37, 0.5, 1.7, 2.3])
+@pytest.mark.parametrize("shape", [(301, 257), (64, 80), (9, 7)])
+def test_resampling_is_scipys_zoom_and_skimages_resize_back(shape, scale):
+    image = np.random.default_rng(3).random(shape, dtype=np.float32)
+    zoomed = ndimage.zoom(image, scale, order=1, grid_mode=True, mode="nearest")
+    assert zoomed_shape(shape, scale) == zoomed.shape
+    np.testing.assert_allclose(resample(image, zoomed.shape), zoomed, atol=1e-6)
+    back = resize(zoomed, shape, order=1, preserve_range=True, anti_aliasing=False)
+    np.testing.assert_allclose(resample(zoomed, shape, mirror=True), back, atol=1e-6)
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_resampled_window_is_exactly_that_window_of_the_whole(mirror):
+    image = np.random.default_rng(4).random((2, 301, 257), dtype=np.float32)
+    for shape in [(111, 95), (692, 591)]:
+        whole = resample(image, shape, mirror=mirror)
+        assert whole.shape == (2, *shape)
+        for rows, columns in [
+            (slice(0, 1), slice(0, shape[1])),
+            (slice(17, 60), slice(shape[1] - 9, shape[1])),
+            (slice(shape[0] - 1, shape[0]), slice(3, 4)),
+        ]:
+            window = resample_window(
+                lambda r, c: image[:, r, c], (301, 257), shape, rows, columns, mirror=mirror
+            )
+            assert np.array_equal(window, whole[:, rows, columns])
+
+
+@pytest.mark.parametrize("scale", [0.37, 2.3])
+def test_zoomed_windows_are_the_zoomed_whole_planes_outputs_exactly(compact_model, scale):
+    plane = np.random.default_rng(5).random((121, 143), dtype=np.float32)
+    whole = predict(compact_model, plane, tile=64, overlap=16, scale=scale)
+    assert whole["instance"].shape == (3, *plane.shape)
+    # What the network sees is the zoomed plane; its outputs come back to the plane's grid.
+    zoomed = resample(plane, zoomed_shape(plane.shape, scale))
+    seen = predict(compact_model, zoomed, tile=64, overlap=16)["instance"]
+    np.testing.assert_allclose(
+        whole["instance"], resample(seen, plane.shape, mirror=True), atol=1e-6
+    )
+    predictor = TiledPredictor(
+        compact_model,
+        lambda r, c: plane[r, c],
+        plane.shape,
+        tile=64,
+        overlap=16,
+        cache_bytes=2**24,
+        scale=scale,
+    )
+    for rows, columns in [(slice(0, 50), slice(0, 70)), (slice(40, 121), slice(60, 143))]:
+        read_rows, read_columns = predictor.reads(rows, columns)
+        reads = []
+
+        def read(r, c, reads=reads):
+            reads.append((r, c))
+            return plane[r, c]
+
+        predictor.read = read
+        window = drain(predictor.iter_window(rows, columns))
+        assert np.array_equal(window["instance"], whole["instance"][:, rows, columns])
+        for r, c in reads:  # what reads() promised covers every read
+            assert read_rows.start <= r.start and r.stop <= read_rows.stop
+            assert read_columns.start <= c.start and c.stop <= read_columns.stop

@@ -86,6 +86,22 @@ def test_decoder_channels():
         create_model(ModelConfig(encoder="compact", decoder_channels=(8, 8)))
 
 
+def test_a_wider_compact_network_mirrors_its_encoder_in_the_decoder():
+    config = ModelConfig(encoder_widths=(8, 16, 32, 64, 128), full_resolution_channels=4)
+    model = create_model(config).eval()
+    assert model.encoder.channels == (8, 16, 32, 64, 128)
+    assert [stage[0].out_channels for stage in model.decoder] == [64, 32, 16, 8]
+    assert model.size_multiple == 32
+    assert forward(model, (1, 1, 70, 45))["instance"].shape == (1, 3, 70, 45)
+    # The widths are part of the saved config, and only of the compact encoder.
+    assert ModelConfig.from_json(config.to_json()) == config
+    assert "encoder_widths" not in ModelConfig().to_json()  # older files stay readable
+    with pytest.raises(ValueError, match="encoder_widths"):
+        ModelConfig(encoder="resnet18", encoder_widths=(8, 16))
+    with pytest.raises(ValueError, match="fixed widths"):
+        create_encoder("resnet18", 1, widths=(8, 16))
+
+
 def test_create_encoder_errors(tmp_path):
     with pytest.raises(ValueError, match="Unknown encoder"):
         create_encoder("resnet9000", 1)

@@ -214,3 +214,10 @@ def test_seeded_watershed_equals_the_full_watershed(seed):
 def markers_per_region(markers, mask):
     regions, n = ndimage.label(mask)
     return [len(np.unique(markers[(regions == r) & (markers > 0)])) for r in range(1, n + 1)]
+
+
+def test_the_minimum_size_is_in_the_networks_pixels_at_every_zoom():
+    settings = InstanceSettings(0.4, 0.6, 40)
+    assert settings.at_zoom(1) is settings
+    assert settings.at_zoom(2) == InstanceSettings(0.4, 0.6, 10)  # a quarter of the area
+    assert settings.at_zoom(0.5) == InstanceSettings(0.4, 0.6, 160)

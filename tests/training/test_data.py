@@ -13,6 +13,7 @@ from napari_segnet.training.data import (
     load_pairs,
     make_pair,
     median_diameter,
+    size_normalised,
     split_pairs,
     split_validation,
 )
@@ -120,6 +121,47 @@ def test_sampler_needs_pairs_and_respects_weights():
     sampler = AugmentedSampler([empty, square_objects((32, 32))], crop=32, weights=[1, 0], seed=0)
     _, classes, _ = sampler.sample(4)
     assert not classes.any()  # only the empty image can be drawn
+
+
+def sparse_pair(size=400, seed=0):
+    """One small bright object in a big empty image: random crops mostly miss it."""
+    labels = np.zeros((size, size), np.int32)
+    labels[300:312, 40:52] = 1
+    return Pair((labels > 0).astype(np.float32), labels, name=f"sparse{seed}")
+
+
+def test_object_centred_crops_hold_objects():
+    pair = sparse_pair()
+    fractions = {}
+    for share in (0.0, 1.0):
+        sampler = AugmentedSampler(
+            [pair], crop=64, scale_range=(1, 1), seed=0, object_centred=share
+        )
+        _, classes, _ = sampler.sample(40)
+        fractions[share] = np.mean([target.any() for target in classes])
+    assert fractions[1.0] == 1.0  # the object lies in the middle half of every crop
+    assert fractions[0.0] < 0.2
+    # Without centring the draws are those of a sampler that has never heard of it.
+    plain = AugmentedSampler([pair], crop=64, seed=5).sample(3)
+    zero = AugmentedSampler([pair], crop=64, seed=5, object_centred=0.0).sample(3)
+    for a, b in zip(plain, zero):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_size_normalisation_gives_every_image_one_median_diameter():
+    small, large = square_objects((64, 80), seed=0), square_objects((64, 80), seed=1)
+    grow = np.ones((3, 3), np.int32)
+    large = Pair(np.kron(large.image, grow).astype(np.float32), np.kron(large.labels, grow))
+    assert median_diameter([small]) == pytest.approx(13.5, abs=0.1)  # 12 × 12 squares
+    assert median_diameter([large]) == pytest.approx(40.6, abs=0.1)
+    normalised = size_normalised([small, large], 20.0)
+    for pair in normalised:
+        assert median_diameter([pair]) == pytest.approx(20.0, rel=0.1)
+        assert pair.image.shape == pair.labels.shape and pair.image.dtype == np.float32
+        assert pair.image[pair.labels > 0].mean() > pair.image[pair.labels == 0].mean() + 0.5
+    assert normalised[0].labels.shape == (95, 119)  # 64 × 80 zoomed by 20 / 13.5
+    empty = Pair(np.zeros((8, 8), np.float32), np.zeros((8, 8), np.int32))
+    assert size_normalised([empty], 20.0)[0] is empty
 
 
 # --- load_pairs ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_segnet.io import MicroscopyImage
+from napari_segnet.io.model_identity import METADATA_KEY, ModelIdentity
 
 # Colormaps by dye, stain or protein name (matched as lower-case substrings).
 NAME_COLORMAPS = (
@@ -19,6 +20,35 @@ FALLBACK_COLORMAPS = ("magenta", "green", "cyan", "yellow", "red", "blue")
 AXIS_UNITS = {"T": "second", "Z": "micrometer", "Y": "micrometer", "X": "micrometer"}
 CONTRAST_PERCENTILES = (0.5, 99.8)
 MAX_SAMPLE_PIXELS = 2**22
+
+
+def record_model(layer, identity: ModelIdentity | None):
+    """Note in a labels layer's metadata which model made it (``metadata["model"]``).
+
+    The value is :meth:`ModelIdentity.as_metadata`'s plain mapping, which Measure's
+    exports and the writers turn back into the identity (see :func:`layer_model`).
+    Returns the layer.
+    """
+    if identity is None:
+        layer.metadata.pop(METADATA_KEY, None)
+    else:
+        layer.metadata[METADATA_KEY] = identity.as_metadata()
+    return layer
+
+
+def layer_model(metadata) -> ModelIdentity | None:
+    """Return the model that made a layer's labels, from its metadata (None: no model).
+
+    Looks at what :func:`record_model` noted, then at what the layer's file said
+    (``file_metadata``: labels of ours opened from disk).
+    """
+    metadata = metadata or {}
+    file_metadata = metadata.get("file_metadata") or {}
+    for source in (metadata, file_metadata):
+        identity = ModelIdentity.from_metadata(source.get(METADATA_KEY))
+        if identity is not None:
+            return identity
+    return None
 
 
 def channel_colormap(name: str, wavelength: float | None, index: int, n_channels: int) -> str:

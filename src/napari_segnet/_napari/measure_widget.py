@@ -19,6 +19,7 @@ from napari_segnet.messages import one_sentence
 from . import pickers
 from .calibration import describe_spacing, spatial_spacing
 from .layer_axes import full_resolution, layer_axes
+from .layers import layer_model
 from .qt_helpers import hbox, request_or_notify
 from .table_model import DataFrameModel
 from .worker import Failed, WidgetWorker
@@ -359,6 +360,9 @@ class MeasureWidget(qw.QWidget):
     def export_csv(self, path=None):
         """Write the features table (measurements and user columns) to CSV.
 
+        Labels made by Segment add the constant columns ``model`` and ``model_sha256``
+        (see :func:`napari_segnet.measure.write_csv`).
+
         Parameters
         ----------
         path : str or pathlib.Path, optional
@@ -379,7 +383,9 @@ class MeasureWidget(qw.QWidget):
             return None
         try:
             written = write_csv(
-                pd.DataFrame(layer.features).drop(columns="index", errors="ignore"), path
+                pd.DataFrame(layer.features).drop(columns="index", errors="ignore"),
+                path,
+                model=layer_model(layer.metadata),  # labels from Segment name their model
             )
         except (OSError, ValueError) as error:
             show_error(one_sentence(error))
@@ -478,4 +484,5 @@ class MeasureWidget(qw.QWidget):
             "units": tuple(str(u) for u in layer.units),
             "axis_labels": tuple(layer.axis_labels),
             "features": pd.DataFrame(layer.features).drop(columns="index", errors="ignore"),
+            "metadata": dict(layer.metadata),  # with the model that made the labels
         }

@@ -8,7 +8,12 @@ from pathlib import Path
 from qtpy import QtWidgets as qw
 from qtpy.QtCore import Qt, Signal
 
-from napari_segnet.models.bundled import list_models
+from napari_segnet.models.bundled import (
+    bundled_file_version,
+    bundled_models,
+    list_models,
+    user_models,
+)
 
 CHOOSE_FILE = "Choose file…"
 _REGISTERED: dict[str, Path] = {}  # models registered at runtime (e.g. just trained)
@@ -31,11 +36,27 @@ def register_model(path, name: str | None = None) -> str:
     return name
 
 
+def model_choices() -> dict[str, Path]:
+    """Return the picker's models by the text it shows: bundled, user, registered.
+
+    Every version of a bundled model is offered, newest first: ``nuclei@2 (newest)``,
+    which the plain name ``nuclei`` loads, then ``nuclei@1``.
+    """
+    choices = {
+        f"{model.reference} (newest)" if model.newest else model.reference: model.path
+        for model in bundled_models()
+    }
+    loadable = list_models()
+    choices |= {name: path for name, path in user_models().items() if loadable[name] == path}
+    return choices | _REGISTERED
+
+
 class ModelPicker(qw.QComboBox):
     """A combo box of models: bundled and user models, then those registered in this session.
 
-    An optional extra choice (e.g. "from scratch", whose path is None) comes next,
-    and "Choose file…" (a file dialog) last.
+    Every version of a bundled model is there, the newest first and selected (see
+    :func:`model_choices`). An optional extra choice (e.g. "from scratch", whose path
+    is None) comes next, and "Choose file…" (a file dialog) last.
 
     Parameters
     ----------
@@ -58,7 +79,7 @@ class ModelPicker(qw.QComboBox):
         super().__init__(parent)
         self.select_registered = select_registered
         self._last = 0
-        for name, path in {**list_models(), **_REGISTERED}.items():
+        for name, path in model_choices().items():
             self.add_model(path, name, select=False)
         if extra:
             self.addItem(extra)
@@ -71,6 +92,12 @@ class ModelPicker(qw.QComboBox):
         """Return the chosen model file (None for the extra choice)."""
         data = self.currentData()
         return Path(data) if data else None
+
+    def model_name(self) -> str:
+        """Return the chosen model's name: ``nuclei`` for any of its versions, else its text."""
+        path = self.path()
+        bundled = bundled_file_version(path) if path is not None else None
+        return bundled[0] if bundled else self.currentText()
 
     def add_model(self, path, name: str | None = None, select: bool = True) -> None:
         """Add a model file (once), before the extra choice and "Choose file…"."""

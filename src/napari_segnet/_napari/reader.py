@@ -12,6 +12,7 @@ from pathlib import Path
 from napari.utils.notifications import show_info
 
 from napari_segnet.io import is_image_path, read_image
+from napari_segnet.io.model_identity import METADATA_KEY
 
 from .layers import image_layer_data, layer_calibration
 
@@ -56,6 +57,8 @@ def _labels_layer(image, levels) -> tuple:
     """Return a labels layer for an OME-Zarr label image (``image-label``): a labels output."""
     name = image.path.name.split(".")[0] if image.path else "labels"
     kwargs = {"name": name, **layer_calibration(image, image.axes)}
+    if METADATA_KEY in image.metadata:  # the model that made them, for Measure's exports
+        kwargs["metadata"] = {METADATA_KEY: image.metadata[METADATA_KEY]}
     if levels:
         kwargs["multiscale"] = True
         return [level.data for level in levels], kwargs, "labels"

@@ -13,6 +13,7 @@ from napari.layers import Image, Labels
 from qtpy import QtWidgets as qw
 
 from napari_segnet.inference.devices import select_device
+from napari_segnet.inference.diameter import AUTO
 from napari_segnet.inference.fallback import iter_segment_with_fallback
 from napari_segnet.inference.segment import SegmentSettings
 from napari_segnet.inference.stream import should_stream
@@ -25,6 +26,7 @@ from napari_segnet.progress import Progress, relay
 
 from . import pickers
 from .layer_axes import layer_axes
+from .layers import record_model
 from .model_picker import ModelPicker
 from .qt_helpers import WrappingLabel, hbox, request_or_notify, spin_box
 from .worker import Failed, WidgetWorker
@@ -108,10 +110,10 @@ def run_segmentation(
     Returns
     -------
     tuple or Failed
-        ``(Segmentation or BlockResult, where it ran)``, or :class:`Failed` with one
-        sentence (it never raises). Out of GPU memory, it retries with smaller tiles
-        and then on the CPU (:mod:`napari_segnet.inference.fallback`); where it ran
-        says so.
+        ``(Segmentation or BlockResult, where it ran, the model's ModelIdentity)``, or
+        :class:`Failed` with one sentence (it never raises). Out of GPU memory, it
+        retries with smaller tiles and then on the CPU
+        (:mod:`napari_segnet.inference.fallback`); where it ran says so.
     """
     warnings = []
 
@@ -126,7 +128,7 @@ def run_segmentation(
         model, _ = load_model(model_path, device, fuse=True)
         if should_stream(image):
             events = _segment_in_blocks(image, model, settings, device, results, name)
-            return (yield from events), str(device)
+            return (yield from events), str(device), model.identity
         events = iter_segment_with_fallback(
             image, model, settings, device=device, keep_probabilities=probabilities
         )
@@ -134,7 +136,7 @@ def run_segmentation(
     except Exception as error:
         _log.debug("Segmentation failed", exc_info=True)
         return Failed(one_sentence(error))
-    return result, str(device) + (f" ({warnings[-1]})" if warnings else "")
+    return result, str(device) + (f" ({warnings[-1]})" if warnings else ""), model.identity
 
 
 def _segment_in_blocks(image, model, settings, device, results: Path | None, name: str):
@@ -173,7 +175,7 @@ class SegmentWidget(qw.QWidget):
         self.device_info = WrappingLabel(self._devices.describe(f"auto uses {self._devices.auto}"))
         self.device_info.setToolTip(self._devices.reasons)
         self.diameter = spin_box(qw.QDoubleSpinBox(), 0, 1000, 0, "px")
-        self.diameter.setSpecialValueText("as trained")
+        self.diameter.setSpecialValueText("auto")
         instances = InstanceSettings()  # until a model's own thresholds replace them
         self.seed = spin_box(qw.QDoubleSpinBox(), 0.01, 0.99, instances.seed_threshold, step=0.05)
         self.foreground = spin_box(
@@ -223,7 +225,8 @@ class SegmentWidget(qw.QWidget):
         self.min_size.setValue(int(defaults.min_size))
         trained = getattr(config, "object_diameter_px", None)
         self.diameter.setToolTip(
-            f"Typical object diameter in pixels; 0 uses the training size ({trained:g} px)."
+            "Typical object diameter in pixels. 'auto' measures it on the image first; the "
+            f"image is then rescaled so that objects are {trained:g} px wide, as in training."
             if trained
             else "This model has no training size: it always runs at full size."
         )
@@ -242,7 +245,7 @@ class SegmentWidget(qw.QWidget):
         )
         settings = SegmentSettings(
             channel=channel,
-            diameter=self.diameter.value() or None,
+            diameter=self.diameter.value() or AUTO,
             tile=self.tile.value(),
             instances=instances,
         )
@@ -283,7 +286,7 @@ class SegmentWidget(qw.QWidget):
 
     def _on_result(self, result) -> None:
         layer = self._target
-        segmentation, device = result
+        segmentation, device, identity = result
         self.device_info.setText(self._devices.describe(f"Last run on {device}"))
         self.progress.setValue(self.progress.maximum())
         if isinstance(segmentation, BlockResult):
@@ -295,11 +298,15 @@ class SegmentWidget(qw.QWidget):
                     f"{summary.halo}-pixel halo)"
                 )
             self.status.setText(text + f". Labels: {segmentation.path}")
-            self.add_block_result(layer, segmentation)
+            record_model(self.add_block_result(layer, segmentation), identity)
             return
         n = len(np.unique(segmentation.labels)) - 1
-        self.status.setText(f"Found {n} objects in {layer.name}.")
-        self.add_result(layer, segmentation)
+        sizing = segmentation.diameter_estimate
+        self.status.setText(
+            f"Found {n} objects in {layer.name}"
+            + (f" ({sizing.describe()})." if sizing is not None else ".")
+        )
+        record_model(self.add_result(layer, segmentation), identity)
 
     def add_block_result(self, layer, result: BlockResult) -> Labels:
         """Add or update ``<name> labels`` as a multiscale layer read lazily from its folder."""

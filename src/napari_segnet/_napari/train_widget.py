@@ -152,7 +152,7 @@ class TrainWidget(qw.QWidget):
         self.epochs.setValue(defaults.epochs)
         self.steps.setValue(defaults.steps_per_epoch)
         self.learning_rate.setValue(defaults.learning_rate)
-        self.name.setText("my-model" if scratch else f"{self.start.currentText()}-tuned")
+        self.name.setText("my-model" if scratch else f"{self.start.model_name()}-tuned")
 
     def layer_source(self) -> ArraySource:
         """Pair the picked image (channel) and labels, as shown now.

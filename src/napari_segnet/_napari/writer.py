@@ -1,7 +1,8 @@
 """npe2 writers: a labels layer as a TIFF, or as outlines for QuPath or Fiji.
 
 The TIFF opens in Fiji with the right calibration; the outlines are a GeoJSON file of
-QuPath detections or an ImageJ ROI set for Fiji's ROI Manager.
+QuPath detections or an ImageJ ROI set for Fiji's ROI Manager. Labels made by Segment
+carry the model that made them in their metadata, and every file records it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import numpy as np
 
 from napari_segnet.io import write_labels as write_labels_tiff
 from napari_segnet.io.metadata import length_in_um, time_in_s
+
+from .layers import layer_model
 
 NAPARI_AXES = "TZYX"
 
@@ -28,7 +31,14 @@ def write_labels(path: str, data, attributes: dict) -> list[str]:
             sizes[axis] = size
     spatial = [a for a in axes if a in "ZYX"]
     spacing = tuple(sizes[a] for a in spatial) if all(a in sizes for a in spatial) else None
-    write_labels_tiff(path, labels, axes=axes, spacing=spacing, time_interval=sizes.get("T"))
+    write_labels_tiff(
+        path,
+        labels,
+        axes=axes,
+        spacing=spacing,
+        time_interval=sizes.get("T"),
+        model=layer_model(attributes.get("metadata")),
+    )
     return [path]
 
 
@@ -38,7 +48,8 @@ def write_geojson(path: str, data, attributes: dict) -> list[str]:
 
     labels, axes, boxes = _outline_source(data, attributes)
     table = _features(attributes)
-    write(path, labels, axes=axes, table=table, boxes=boxes(table))
+    model = layer_model(attributes.get("metadata"))
+    write(path, labels, axes=axes, table=table, boxes=boxes(table), model=model)
     return [path]
 
 
@@ -47,7 +58,8 @@ def write_imagej_rois(path: str, data, attributes: dict) -> list[str]:
     from napari_segnet.io.imagej_rois import write_imagej_rois as write
 
     labels, axes, boxes = _outline_source(data, attributes)
-    write(path, labels, axes=axes, boxes=boxes(_features(attributes)))
+    model = layer_model(attributes.get("metadata"))
+    write(path, labels, axes=axes, boxes=boxes(_features(attributes)), model=model)
     return [path]
 
 

@@ -118,17 +118,21 @@ def segment_file_task(path: Path, stem: str, args) -> tuple[bool, str]:
     return True, f"{path.name}: {n} objects"
 
 
-def segment_block_task(path: Path, args, channel, normalisation, block, block_settings):
-    """Segment one block of a big file; return its :class:`BlockObjects`."""
+def segment_block_task(path: Path, args, channel, normalisation, scale, block, block_settings):
+    """Segment one block of a big file at the file's zoom; return its :class:`BlockObjects`.
+
+    ``scale`` (a float) is the zoom planned once for the whole file, so that every block
+    sees the same zoomed plane.
+    """
     from napari_segnet.inference.stream import PlaneSource, iter_segment_block, plane_predictors
     from napari_segnet.io import read_image
     from napari_segnet.progress import drain
 
     model, device = worker_model(args)
-    key = (str(path), channel, normalisation)
+    key = (str(path), channel, normalisation, scale)
     if getattr(_WORKER_THREAD, "key", None) != key:
         _WORKER_THREAD.key = _WORKER_THREAD.plane = None
-        source = PlaneSource(read_image(path), channel, normalisation)
+        source = PlaneSource(read_image(path), channel, normalisation, scale)
         predictors = plane_predictors(model, source, segment_settings(args), device)
         _WORKER_THREAD.key, _WORKER_THREAD.plane = key, (source, predictors)
     source, predictors = _WORKER_THREAD.plane
@@ -208,6 +212,7 @@ def run_on_cluster(args, inputs: list[Path], stems: dict[Path, str]) -> tuple[in
                     args,
                     plan.source.channel,
                     plan.source.normalisation,
+                    plan.source.scale,
                     block,
                     plan.block_settings,
                     pure=False,
@@ -227,6 +232,9 @@ def run_on_cluster(args, inputs: list[Path], stems: dict[Path, str]) -> tuple[in
                     failures += 1
                     print(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
                     continue
+                estimate = state.plan.diameter_estimate
+                if estimate is not None and state.plan.scale != 1.0:
+                    bar.write(f"{path.name}: {estimate.describe()}", file=sys.stderr)
                 bar.total += len(state.plan.blocks)
                 bar.refresh()
                 submit_blocks(state)
@@ -295,6 +303,7 @@ def _open_big_file(path: Path, stem: str, args, model, settings) -> _BigFile:
         plan.source.labels_shape,
         spacing=spacing,
         labels_format=args.labels_format,
+        model=getattr(model, "identity", None),
     )
     summary = StreamSummary(blocks=len(plan.blocks), halo=plan.halo)
     return _BigFile(path, plan, files, outputs, summary, image=image, spacing=spacing)
@@ -332,10 +341,16 @@ def _abandon_big_file(state: _BigFile, error: BaseException, client) -> None:
 
 
 def _remove_stale_temporaries(args, stems: list[str]) -> None:
-    """Remove temporary outputs that a worker lost mid-write left behind."""
+    """Remove temporary outputs that a worker lost mid-write left behind.
+
+    A writer that is atomic itself, writing into an output's temporary, makes a temporary
+    of that temporary (``..<stem>_labels.<token>.partial.<token>.partial.tif``); a lost
+    worker can leave either kind.
+    """
     for stem in stems:
         for final in (f"{stem}_labels", f"{stem}_measurements"):
-            for stale in args.out.glob(f".{final}.*.partial*"):
+            leftovers = [*args.out.glob(f".{final}.*.partial*"), *args.out.glob(f"..{final}.*")]
+            for stale in leftovers:
                 if stale.is_dir():
                     shutil.rmtree(stale, ignore_errors=True)
                 else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -52,11 +53,19 @@ def engine_options() -> argparse.ArgumentParser:
     options.add_argument("--tile", type=int, default=TILE, help=f"tile size in pixels ({TILE})")
     options.add_argument(
         "--diameter",
-        type=float,
-        default=None,
-        help="typical object diameter, to rescale to the model's training size",
+        default="auto",
+        metavar="auto|none|D",
+        help="typical object diameter, to rescale images to the size the model was trained at: "
+        "auto (default) measures it on a central window of each image (of the middle plane "
+        "of a stack) and rescales when it differs clearly from the model's; none segments "
+        "images as they are; a number is the diameter in --diameter-unit",
     )
-    options.add_argument("--diameter-unit", choices=("px", "um"), default="px")
+    options.add_argument(
+        "--diameter-unit",
+        choices=("px", "um"),
+        default="px",
+        help="unit of a numeric --diameter (um needs a calibrated image)",
+    )
     options.add_argument(
         "--invert",
         choices=("auto", "yes", "no"),
@@ -87,10 +96,28 @@ def segment_settings(args: argparse.Namespace):
     return SegmentSettings(
         invert={"auto": None, "yes": True, "no": False}[args.invert],
         channel=args.channel,
-        diameter=args.diameter,
+        diameter=parse_diameter(args.diameter),
         diameter_unit=args.diameter_unit,
         tile=args.tile,
     )
+
+
+def parse_diameter(text) -> float | str | None:
+    """Return the engine's ``diameter`` for ``--diameter``: "auto", None or a positive number."""
+    from napari_segnet.inference.diameter import AUTO
+
+    value = str(text).strip().casefold()
+    if value == AUTO:
+        return AUTO
+    if value == "none":
+        return None
+    try:
+        diameter = float(value)
+    except ValueError:
+        diameter = float("nan")
+    if not (diameter > 0 and math.isfinite(diameter)):
+        raise UserError(f"--diameter must be auto, none or a positive number, not {text!r}.")
+    return diameter
 
 
 def prepare_output_folder(folder: Path) -> None:

@@ -20,7 +20,9 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--images", required=True, type=Path)
     parser.add_argument("--masks", required=True, type=Path)
-    parser.add_argument("--json", type=Path, help="also write the metrics to this file")
+    parser.add_argument(
+        "--json", type=Path, help="also write the metrics (and the model's identity) to this file"
+    )
     parser.set_defaults(command="evaluate", run=run)
 
 
@@ -46,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
             key: ({str(t): row for t, row in value.items()} if isinstance(value, dict) else value)
             for key, value in metrics.items()
         }
+        identity = getattr(model, "identity", None)
+        if identity is not None:  # which model the scores are of: name, version, weights hash
+            serialisable["model"] = identity.as_metadata()
         with atomic_path(args.json) as temporary:
             temporary.write_text(json.dumps(serialisable, indent=2))
     return 0

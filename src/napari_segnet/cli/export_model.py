@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             f"{source.name} is already an exported model; export-model reads .safetensors models."
         )
     model, provenance = load_model(source)
+    provenance = exported_provenance(provenance, model.identity)
     prepare_output_folder(args.out.parent)
     name = args.out.name
     if args.format == "bioimageio":
@@ -74,3 +75,18 @@ def run(args: argparse.Namespace) -> int:
     check = export(model, args.out, provenance=provenance)
     print(f"{name}: written; {check.summary()}", file=sys.stderr)
     return 0
+
+
+def exported_provenance(provenance: dict, identity) -> dict:
+    """Return the provenance an export carries: the source's, and the model it was made from.
+
+    ``source_model`` holds the source's name, version and weights hash (see
+    :class:`~napari_segnet.io.model_identity.ModelIdentity`); a versioned source also
+    gives its ``model_version``, so the exported file is known as the same version.
+    """
+    from napari_segnet.models.identity import PROVENANCE_VERSION
+
+    provenance = {**provenance, "source_model": identity.as_metadata()}
+    if identity.version is not None:
+        provenance[PROVENANCE_VERSION] = identity.version
+    return provenance

@@ -38,11 +38,13 @@ def export_paths(folder: Path, stem: str, exports) -> list[Path]:
     return [folder / f"{stem}{EXPORTS[name]}" for name in exports]
 
 
-def write_exports(paths, exports, labels, *, axes: str, table=None, boxes=None) -> None:
+def write_exports(paths, exports, labels, *, axes: str, table=None, boxes=None, model=None) -> None:
     """Write each export of ``labels`` to its path (temporaries of an atomic write).
 
     ``boxes`` (label, box) pairs, when given, say where to read each object of lazy
-    labels; they are read once per export.
+    labels; they are read once per export. ``model`` (a
+    :class:`~napari_segnet.io.model_identity.ModelIdentity`), the model that made the
+    labels, goes with every object.
     """
     from napari_segnet.io.geojson import write_geojson
     from napari_segnet.io.imagej_rois import write_imagej_rois
@@ -50,6 +52,6 @@ def write_exports(paths, exports, labels, *, axes: str, table=None, boxes=None) 
     for path, name in zip(paths, exports):
         regions = None if boxes is None else boxes()
         if name == "geojson":
-            write_geojson(path, labels, axes=axes, table=table, boxes=regions)
+            write_geojson(path, labels, axes=axes, table=table, boxes=regions, model=model)
         else:
-            write_imagej_rois(path, labels, axes=axes, boxes=regions)
+            write_imagej_rois(path, labels, axes=axes, boxes=regions, model=model)

@@ -72,25 +72,54 @@ def published_ap50(provenance: dict) -> str:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    """List bundled and user models with their encoder, size and held-out score."""
-    from napari_segnet.models import ModelLoadError, read_model_config, read_model_file
-    from napari_segnet.models.bundled import BUNDLED, list_models, user_models_dir
-    from napari_segnet.models.onnx_model import is_exported
+    """List the bundled models, each version, and the user models.
 
-    for name, path in list_models().items():
-        kind = "bundled" if name in BUNDLED else "user"
-        try:
-            if is_exported(path):  # weights in another runtime's format: not counted here
-                config, provenance = read_model_config(path)
-                size = f"{'exported':>7}  "
-            else:
-                config, provenance, state = read_model_file(path)
-                parameters = sum(t.numel() for t in state.values() if t.is_floating_point())
-                size = f"{parameters / 1e6:5.2f} M"
-        except ModelLoadError as error:
-            print(f"{name:<12} {kind:<8} unusable: {error}")
-            continue
-        ap = published_ap50(provenance)
-        print(f"{name:<12} {kind:<8} {config.encoder:<9} {size}  {ap}  {path}")
+    One line per loadable name: a bundled model's plain name says which version it
+    loads (the newest), then each ``name@N`` and each user model with its encoder,
+    size, weights hash (the first 16 hex digits that outputs record), held-out score
+    and file.
+    """
+    from napari_segnet.models.bundled import (
+        bundled_models,
+        list_models,
+        user_models,
+        user_models_dir,
+    )
+
+    for model in bundled_models():
+        if model.newest:
+            versions = ", ".join(
+                other.reference for other in reversed(bundled_models()) if other.name == model.name
+            )
+            print(f"{model.name:<12} {'bundled':<8} = {model.reference} (the newest of {versions})")
+        _print_model(model.reference, "bundled", model.path)
+    loadable = list_models()
+    for name, path in user_models().items():
+        if loadable[name] == path:  # not a file that a bundled model's name hides
+            _print_model(name, "user", path)
     print(f"User models folder: {user_models_dir()}")
     return 0
+
+
+def _print_model(name: str, kind: str, path) -> None:
+    """Print one model's line: encoder, size, weights hash, held-out score and file."""
+    from napari_segnet.models import ModelLoadError, read_model_file
+    from napari_segnet.models.identity import file_identity
+    from napari_segnet.models.onnx_model import is_exported, load_onnx_model
+
+    try:
+        if is_exported(path):  # weights in another runtime's format: not counted here
+            model, provenance = load_onnx_model(path, threads=1)
+            config, identity = model.config, model.identity
+            size = f"{'exported':>7}  "
+        else:
+            config, provenance, state = read_model_file(path)
+            identity = file_identity(path, config, provenance)
+            parameters = sum(t.numel() for t in state.values() if t.is_floating_point())
+            size = f"{parameters / 1e6:5.2f} M"
+    except ModelLoadError as error:
+        print(f"{name:<12} {kind:<8} unusable: {error}")
+        return
+    ap = published_ap50(provenance)
+    digest = f"sha256 {identity.short_sha256}"
+    print(f"{name:<12} {kind:<8} {config.encoder:<9} {size}  {digest}  {ap}  {path}")

@@ -19,7 +19,8 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
         description="Write one CSV row per object: size, shape, position and, for every "
         "channel of IMAGE, intensity statistics. Physical units come from IMAGE's calibration. "
         "Labels of one plane over 4096 × 4096 pixels are measured block by block, in bounded "
-        "memory, every object whole.",
+        "memory, every object whole. Labels written by napari-segnet segment name the model "
+        "that made them: the CSV and the exports name it too.",
     )
     parser.add_argument(
         "--image", required=True, type=Path, help="intensity image (TIFF or OME-Zarr)"
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Measure ``--labels`` against every channel of ``--image``."""
     from napari_segnet.io import atomic_paths, read_image
     from napari_segnet.io.atomic import writable_destination
+    from napari_segnet.io.model_identity import METADATA_KEY, ModelIdentity, with_model_columns
     from napari_segnet.io.outlines import boxes_from_table
     from napari_segnet.measure.blocks import BLOCKWISE_PIXELS, iter_measure_blocks
 
@@ -85,11 +87,13 @@ def run(args: argparse.Namespace) -> int:
         table = run_with_progress_bar(events, args.labels.name)
     else:
         table = measure_every_channel(labels.data, labels.axes, image, spacing)
+    # Labels of ours name the model that made them; labels made elsewhere name none.
+    model = ModelIdentity.from_metadata(labels.metadata.get(METADATA_KEY))
     prepare_output_folder(args.out.parent)
     exports = export_paths(args.out.parent, export_stem(args.out), args.export)
     writable_destination(args.out)
     with atomic_paths(args.out, *exports) as temporaries:
-        table.to_csv(temporaries[0], index=False)
+        with_model_columns(table, model).to_csv(temporaries[0], index=False)
         # Objects of labels measured block by block are read back one box at a time.
         write_exports(
             temporaries[1:],
@@ -98,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             axes=labels.axes,
             table=table,
             boxes=(lambda: boxes_from_table(table, labels.axes)) if blockwise else None,
+            model=model,
         )
     written = ", ".join(str(p) for p in (args.out, *exports))
     print(f"Measured {len(table)} objects; wrote {written}", file=sys.stderr)

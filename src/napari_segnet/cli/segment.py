@@ -167,6 +167,7 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
             table["class_probability"] = [classes[label][1] for label in table["label"]]
     outputs = output_paths(args, stem)
     exports = export_paths(args.out, stem, args.export)
+    identity = getattr(model, "identity", None)  # the model, named in every output
     with atomic_paths(*outputs, *exports) as temporaries:
         write_labels(
             temporaries[0],
@@ -174,9 +175,10 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
             axes=result.axes,
             spacing=spacing,
             time_interval=image.pixel_size.get("T"),
+            model=identity,
         )
         if table is not None:
-            write_csv(table, temporaries[1])
+            write_csv(table, temporaries[1], model=identity)
         labels_axes = "".join(a for a in result.axes if a in "TZYX")
         write_exports(
             temporaries[len(outputs) :],
@@ -184,6 +186,7 @@ def segment_one(path: Path, stem: str, args, model, settings, device) -> int:
             result.labels,
             axes=labels_axes,
             table=table,
+            model=identity,
         )
     return int(result.labels.max())
 

@@ -71,9 +71,13 @@ class BlockObjects:
     edge_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
 
 
-def default_halo(model) -> int:
-    """Halo for a model: six of its typical object diameters, at least ``MIN_HALO`` pixels."""
-    diameter = getattr(model.config, "object_diameter_px", None) or 32
+def default_halo(model, scale: float = 1.0) -> int:
+    """Halo for a model: six of its typical object diameters, at least ``MIN_HALO`` pixels.
+
+    In the plane's pixels: when the network sees the plane zoomed by ``scale``,
+    objects of the model's size are ``1 / scale`` times that size in the plane.
+    """
+    diameter = (getattr(model.config, "object_diameter_px", None) or 32) / scale
     return max(MIN_HALO, int(math.ceil(6 * diameter / 16) * 16))
 
 

@@ -47,13 +47,31 @@ def iter_segment_with_fallback(
     the tile edge and one tile per batch, down to ``MIN_TILE`` pixels; then, on
     an accelerator, once more on the CPU. Each retry is announced by a
     :class:`Progress` whose ``info["warning"]`` says what happened. The model is
-    back on its own device afterwards.
+    back on its own device afterwards. When an automatic diameter rescaled the
+    image, a last event's ``info["message"]`` says what was measured.
 
     Returns
     -------
     Segmentation
 
     """
+    result = yield from _iter_segment_retrying(
+        image, model, settings, device=device, keep_probabilities=keep_probabilities
+    )
+    estimate = result.diameter_estimate
+    if estimate is not None and result.scale != 1.0:
+        yield Progress(1, 1, "estimated the object size", {"message": estimate.describe()})
+    return result
+
+
+def _iter_segment_retrying(
+    image: MicroscopyImage,
+    model,
+    settings: SegmentSettings | None,
+    *,
+    device,
+    keep_probabilities: bool,
+) -> Generator[Progress, None, Segmentation]:
     import torch
 
     settings = settings or SegmentSettings()

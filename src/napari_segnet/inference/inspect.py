@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .normalise import RGB_LUMINANCE
+
 
 @dataclass(frozen=True)
 class FeatureMap:
@@ -56,7 +58,9 @@ class Inspection:
     Attributes
     ----------
     image : ndarray
-        The normalised input plane ``(Y, X)``.
+        The normalised input plane ``(Y, X)``; for a network that reads R, G, B,
+        the luminance of its three channels (which is the plane a one-channel
+        network would have been given).
     features : list of FeatureMap
         Encoder stages (fine to coarse), then decoder stages (coarse to fine).
     probabilities : ndarray
@@ -70,14 +74,17 @@ class Inspection:
 
 
 def inspect_network(model, plane: np.ndarray, *, channels: int = 4, device=None) -> Inspection:
-    """Run ``model`` once on a normalised 2-D ``plane`` and keep what each stage produced.
+    """Run ``model`` once on a normalised ``plane`` and keep what each stage produced.
 
     Parameters
     ----------
     model : SegNet
         The (unfused) network.
     plane : ndarray
-        ``(Y, X)`` float, normalised as for inference.
+        ``(Y, X)`` or channels-first ``(C, Y, X)`` float, normalised as for
+        inference (:func:`~napari_segnet.inference.normalise.normalise`). A
+        ``(Y, X)`` plane given to a network that reads three channels is
+        repeated in each, as grey images are.
     channels : int
         Channels kept per stage.
     device : torch.device, optional
@@ -94,8 +101,14 @@ def inspect_network(model, plane: np.ndarray, *, channels: int = 4, device=None)
             "not an exported one."
         )
     multiple = model.size_multiple
-    height, width = plane.shape
-    padded = np.pad(plane, ((0, -height % multiple), (0, -width % multiple)), mode="reflect")
+    in_channels = model.config.in_channels
+    planes = plane if plane.ndim == 3 else np.repeat(plane[None], in_channels, axis=0)
+    if planes.shape[0] != in_channels:
+        raise ValueError(
+            f"The network reads {in_channels} channel(s), the plane has {planes.shape[0]}."
+        )
+    height, width = plane.shape[-2:]
+    padded = np.pad(planes, ((0, 0), (0, -height % multiple), (0, -width % multiple)), "reflect")
     captured: dict[str, list] = {"encoder": [], "decoder": []}
     hooks = [
         model.encoder.register_forward_hook(
@@ -109,18 +122,28 @@ def inspect_network(model, plane: np.ndarray, *, channels: int = 4, device=None)
         )
     try:
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(padded, np.float32))[None, None].to(device)
+            x = torch.from_numpy(np.ascontiguousarray(padded, np.float32))[None].to(device)
             logits = model(x)["instance"][0, :, :height, :width]
             probabilities = torch.softmax(logits.float(), 0).cpu().numpy()
     finally:
         for hook in hooks:
             hook.remove()
     maps = [
-        _most_variable(part, number, tensor, padded.shape, (height, width), channels)
+        _most_variable(part, number, tensor, padded.shape[-2:], (height, width), channels)
         for part in ("encoder", "decoder")
         for number, tensor in enumerate(captured[part], start=1)
     ]
-    return Inspection(plane.astype(np.float32), maps, probabilities)
+    return Inspection(_shown(plane), maps, probabilities)
+
+
+def _shown(plane: np.ndarray) -> np.ndarray:
+    """Return the input as one plane: itself, or the luminance of its R, G, B."""
+    if plane.ndim == 2:
+        return plane.astype(np.float32)
+    if plane.shape[0] == 1:
+        return plane[0].astype(np.float32)
+    weights = RGB_LUMINANCE.astype(np.float32)[:, None, None]
+    return (plane[:3].astype(np.float32) * weights).sum(axis=0, dtype=np.float32)
 
 
 def _most_variable(part, stage, tensor, padded_shape, shape, channels) -> FeatureMap:

@@ -11,8 +11,6 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
-from skimage.transform import resize
 
 from napari_segnet.io import MicroscopyImage
 from napari_segnet.io.writer import labels_dtype
@@ -21,7 +19,8 @@ from napari_segnet.postprocess.classes import classify_instances
 from napari_segnet.postprocess.stack import link_planes
 from napari_segnet.progress import Progress, drain, relay
 
-from .normalise import normalise
+from .diameter import AUTO, DiameterEstimate, iter_estimate_diameter
+from .normalise import NormalisedView, normalisation_of, normalise
 from .tiling import BATCH_SIZE, OVERLAP, TILE, iter_predict_tiled
 
 DNA_NAMES = ("dapi", "hoechst", "dna", "nuc", "h2b", "draq5", "sir-dna", "spy", "405")
@@ -36,11 +35,13 @@ class SegmentSettings:
     channel : int, str or None
         Channel index or name for multichannel images. None picks the first
         channel named like a DNA stain (DAPI, Hoechst, ...), else channel 0.
-    diameter : float or None
-        Typical object diameter in the image. If given, the image is rescaled so
-        objects have the size the model was trained at.
+    diameter : float, "auto" or None
+        Typical object diameter in the image; the image is rescaled so that
+        objects have the size the model was trained at. ``"auto"`` (the
+        default) measures it first (see :mod:`napari_segnet.inference.diameter`);
+        None segments the image as it is.
     diameter_unit : {"px", "um"}
-        Unit of ``diameter``; micrometres need a calibrated image.
+        Unit of a numeric ``diameter``; micrometres need a calibrated image.
     tile, overlap, batch_size : int
         Tiling of the network's input.
     instances : InstanceSettings or None
@@ -54,7 +55,7 @@ class SegmentSettings:
     """
 
     channel: int | str | None = None
-    diameter: float | None = None
+    diameter: float | str | None = AUTO
     diameter_unit: str = "px"
     tile: int = TILE
     overlap: int = OVERLAP
@@ -81,6 +82,10 @@ class Segmentation:
     classes : dict
         Per-instance semantic class (``label``, ``class``, ``class_probability``
         arrays) for models with semantic classes; empty otherwise.
+    scale : float
+        The zoom the network saw the image at (1: as it is).
+    diameter_estimate : DiameterEstimate or None
+        What automatic sizing measured (None when a diameter was given).
     """
 
     labels: np.ndarray
@@ -88,6 +93,8 @@ class Segmentation:
     channel: int | None = None
     probabilities: np.ndarray | None = None
     classes: dict = field(default_factory=dict)
+    scale: float = 1.0
+    diameter_estimate: DiameterEstimate | None = None
 
 
 def choose_channel(image: MicroscopyImage, key: int | str | None) -> int | None:
@@ -105,8 +112,14 @@ def choose_channel(image: MicroscopyImage, key: int | str | None) -> int | None:
 
 
 def rescale_factor(model, image: MicroscopyImage, settings: SegmentSettings) -> float:
-    """How much to zoom the image so its objects match the model's training size."""
+    """How much to zoom the image so its objects match the model's training size.
+
+    For a given diameter only: ``"auto"`` is measured on the pixels
+    (:func:`~napari_segnet.inference.diameter.iter_estimate_diameter`).
+    """
     trained = model.config.object_diameter_px
+    if settings.diameter == AUTO:
+        raise ValueError("An automatic diameter is measured on the image, not computed here.")
     if settings.diameter is None or not trained:
         return 1.0
     if settings.diameter <= 0:
@@ -134,10 +147,15 @@ BYTES_PER_STAR_MAP = 12
 
 
 def bytes_per_pixel(config) -> int:
-    """Estimated peak memory of segmenting one pixel with a model of this config."""
+    """Estimated peak memory of segmenting one pixel with a model of this config.
+
+    A network that reads several channels adds a float32 input plane for each
+    channel beyond the first.
+    """
+    per_pixel = BYTES_PER_PIXEL + 4 * (getattr(config, "in_channels", 1) - 1)
     if not config.has_star_head:
-        return BYTES_PER_PIXEL
-    return BYTES_PER_PIXEL + BYTES_PER_STAR_MAP * (1 + config.star_rays)
+        return per_pixel
+    return per_pixel + BYTES_PER_STAR_MAP * (1 + config.star_rays)
 
 
 def check_plane_fits(
@@ -173,7 +191,12 @@ def iter_segment(
     device=None,
     keep_probabilities: bool = False,
 ) -> Generator[Progress, None, Segmentation]:
-    """Segment every plane of an image; yield progress, return a :class:`Segmentation`."""
+    """Segment every plane of an image; yield progress, return a :class:`Segmentation`.
+
+    Each plane is normalised for the channels the model reads
+    (``model.config.in_channels``): one plane, or R, G, B for a colour network
+    (see :func:`~napari_segnet.inference.normalise.normalise`).
+    """
     channel = choose_channel(image, settings.channel)
     data, axes = image.data, image.axes
     if channel is not None:
@@ -183,25 +206,49 @@ def iter_segment(
     plane_ndim = 3 if axes.endswith("S") else 2
     stack_shape = tuple(data.shape[: data.ndim - plane_ndim])
     label_axes = axes.replace("S", "")
-    scale = rescale_factor(model, image, settings)
     instance_settings = settings.instances or instance_settings_of(model)
-    labels = probabilities = semantic = None
+    options = dict(
+        instance_settings=instance_settings,
+        tile=settings.tile,
+        overlap=settings.overlap,
+        batch_size=settings.batch_size,
+        device=device,
+    )
     n_planes = int(np.prod(stack_shape, dtype=int))
-    offset = 0
-    check_plane_fits(data.shape[data.ndim - plane_ndim :][:2], scale, bytes_per_pixel(model.config))
-    for number, index in enumerate(np.ndindex(*stack_shape)):
+    # A network that reads R, G, B gets colour as colour (a grey plane in every channel).
+    channels = model.config.in_channels
+
+    def normalised_plane(index) -> np.ndarray:
         plane = np.asarray(data[index])
-        normalised = normalise(plane, model.config.normalise_percentiles, invert=settings.invert)
-        events = segment_normalised(
-            model,
-            normalised,
-            instance_settings=instance_settings,
-            tile=settings.tile,
-            overlap=settings.overlap,
-            batch_size=settings.batch_size,
-            device=device,
-            scale=scale,
+        return normalise(
+            plane, model.config.normalise_percentiles, invert=settings.invert, channels=channels
         )
+
+    plane_shape, per_pixel = data.shape[data.ndim - plane_ndim :][:2], bytes_per_pixel(model.config)
+    check_plane_fits(plane_shape, 1.0, per_pixel)
+    estimate = None
+    if settings.diameter == AUTO:
+        middle = data[tuple(int(i) for i in np.unravel_index(n_planes // 2, stack_shape))]
+        percentiles = model.config.normalise_percentiles
+        normalisation = normalisation_of(
+            middle, percentiles, invert=settings.invert, channels=channels
+        )
+        view = NormalisedView(middle, normalisation)
+        events = iter_estimate_diameter(model, view, **options)
+        estimate = yield from relay(
+            events, lambda event: Progress(0, n_planes * 1000, "estimating the object size")
+        )
+        scale = estimate.scale
+    else:
+        scale = rescale_factor(model, image, settings)
+    labels = probabilities = semantic = None
+    offset = 0
+    check_plane_fits(plane_shape, scale, per_pixel)
+    for number, index in enumerate(np.ndindex(*stack_shape)):
+        if n_planes == 1 and estimate is not None and estimate.first_pass is not None:
+            events = _finished(estimate.first_pass)  # the estimate's pass was this plane's
+        else:
+            events = segment_normalised(model, normalised_plane(index), scale=scale, **options)
         plane_labels, plane_probabilities = yield from relay(
             events,
             lambda event, number=number: Progress(
@@ -231,7 +278,13 @@ def iter_segment(
     classes = {}
     if semantic is not None:
         classes = classify_instances(labels, semantic, model.config.semantic_classes)
-    return Segmentation(labels, label_axes, channel, probabilities, classes)
+    return Segmentation(labels, label_axes, channel, probabilities, classes, scale, estimate)
+
+
+def _finished(result):
+    """Return ``result`` from a generator that yields nothing (a pass already made)."""
+    return result
+    yield
 
 
 def segment(
@@ -264,35 +317,39 @@ def segment_normalised(
     scale: float = 1.0,
     star_settings=None,
 ) -> Generator[Progress, None, tuple[np.ndarray, dict[str, np.ndarray]]]:
-    """Yield progress; return ``(labels, probabilities)`` for one normalised 2-D plane.
+    """Yield progress; return ``(labels, probabilities)`` for one normalised plane.
+
+    ``plane`` is the network's input as
+    :func:`~napari_segnet.inference.normalise.normalise` makes it for the
+    model's ``config.in_channels``: ``(Y, X)``, or ``(C, Y, X)`` for a network
+    that reads C channels; labels are ``(Y, X)``.
 
     ``probabilities`` holds the outputs of
     :func:`~napari_segnet.inference.tiling.iter_predict_tiled` (``"instance"``,
     and ``"semantic"``, ``"star_prob"``, ``"star_dist"`` where the model has
     them). With ``scale`` ≠ 1 the network sees the plane zoomed by that factor
-    and its outputs are resized back, so labels always have the plane's shape;
-    star distances are then divided by ``scale``, so they are in the plane's
-    pixels too. Labels are made as the model's ``config.instance_method``
-    says (see :func:`make_instances`; ``star_settings`` are the thresholds of
-    the star methods).
+    and its outputs are resampled back (both by
+    :func:`~napari_segnet.inference.tiling.resample_window`, as block-by-block
+    segmentation does), so labels always have the plane's shape; star
+    distances are then divided by ``scale``, so they are in the plane's pixels
+    too. Labels are made as the model's ``config.instance_method`` says (see
+    :func:`make_instances`; ``star_settings`` are the thresholds of the star
+    methods).
     """
-    network_input = plane
-    if scale != 1.0:
-        network_input = ndimage.zoom(plane, scale, order=1, grid_mode=True, mode="nearest")
     probabilities = yield from iter_predict_tiled(
-        model, network_input, tile=tile, overlap=overlap, batch_size=batch_size, device=device
+        model,
+        plane,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        scale=scale,
     )
-    if scale != 1.0:
-        probabilities = {
-            key: resize(
-                p, (*p.shape[:-2], *plane.shape), order=1, preserve_range=True, anti_aliasing=False
-            ).astype(np.float32, copy=False)
-            for key, p in probabilities.items()
-        }
-        if "star_dist" in probabilities:
-            probabilities["star_dist"] /= scale  # lengths in the network's pixels
     labels = make_instances(
-        probabilities, instance_method_of(model), instance_settings, star_settings
+        probabilities,
+        instance_method_of(model),
+        (instance_settings or InstanceSettings()).at_zoom(scale),
+        star_settings,
     )
     return labels, probabilities
 

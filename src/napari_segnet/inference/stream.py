@@ -11,6 +11,13 @@ gives for the whole plane (up to the numbering of the objects):
 - instances are made on each block's context (its core plus a halo), and each object is kept by the
   block that holds its first pixel (see :mod:`napari_segnet.inference.blocks`).
 
+When objects are not the size the model was trained at, the network sees the plane zoomed (a
+given diameter, or ``"auto"``: measured once on a central window of the image, see
+:mod:`napari_segnet.inference.diameter`). The predictor reads the zoomed plane region by region and
+resamples its outputs back to the plane's pixels with the function that whole-plane segmentation
+uses (:func:`~napari_segnet.inference.tiling.resample_window`), so blocks still see the whole
+plane's numbers, and instances are made at the plane's resolution.
+
 Objects that reach the edge of a context may be larger than the halo and cut: they are counted,
 and the caller says so. Blocks whose context is one constant value (a slide's empty background) are
 not segmented.
@@ -24,15 +31,16 @@ which, for objects that lie whole in the context, links exactly what the whole s
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from napari_segnet.io import MicroscopyImage
-from napari_segnet.progress import Progress, relay
+from napari_segnet.progress import Progress, drain, relay
 
 from .blocks import BLOCK, Block, BlockObjects, default_halo, kept_objects, plan_blocks
-from .normalise import Normalisation, normalisation_of
+from .diameter import AUTO, DiameterEstimate, iter_estimate_diameter
+from .normalise import Normalisation, network_shape, normalisation_of, spatial_key
 from .segment import (
     SegmentSettings,
     choose_channel,
@@ -84,6 +92,8 @@ class PlaneSource:
         The channel segmented.
     normalisation : Normalisation or tuple of Normalisation
         For the whole plane; for a Z-stack, one per plane.
+    scale : float
+        Zoom of the plane that the network sees (1: as it is).
 
     Attributes
     ----------
@@ -101,8 +111,10 @@ class PlaneSource:
         image: MicroscopyImage,
         channel: int | None,
         normalisation: Normalisation | tuple[Normalisation, ...],
+        scale: float = 1.0,
     ):
         self.image, self.channel, self.normalisation = image, channel, normalisation
+        self.scale = float(scale)
         axes, shape = image.axes, image.data.shape
         self.shape = (shape[axes.index("Y")], shape[axes.index("X")])
         self.stacked = "Z" in axes
@@ -138,7 +150,10 @@ class PlaneSource:
         return data
 
     def normalised(self, rows: slice, columns: slice, plane: int = 0) -> np.ndarray:
-        """Return the network's input for a region of a plane (of the stack)."""
+        """Return the network's input for a region of a plane (of the stack).
+
+        ``(rows, columns)``, or ``(C, rows, columns)`` for a network that reads C channels.
+        """
         region = self.region(rows, columns)
         if not self.stacked:
             return self.normalisation.apply(region)
@@ -150,6 +165,10 @@ class PlaneSource:
         """Return ``read(rows, columns)``: the network's input of one plane."""
         return lambda rows, columns: self.normalised(rows, columns, plane)
 
+    def normalised_plane(self, plane: int = 0) -> NormalisedPlane:
+        """Return one plane's network input as a lazy array: indexing reads only that region."""
+        return NormalisedPlane(self, plane)
+
     def _index(self, rows: slice, columns: slice) -> tuple:
         return tuple({"Y": rows, "X": columns}.get(a, slice(None)) for a in self.image.axes)
 
@@ -157,18 +176,44 @@ class PlaneSource:
         return np.asarray(self.image.data[self._index(rows, columns)])
 
 
+class NormalisedPlane:
+    """One plane of a :class:`PlaneSource` as the network's input, read when indexed.
+
+    ``view[..., rows, columns]`` (or ``view[rows, columns]``; two slices) reads and
+    normalises that region only, so a window of a multi-GB plane can be handed to
+    functions that take an array. Its ``shape`` is ``(Y, X)``, or ``(C, Y, X)`` for
+    a network that reads C channels.
+    """
+
+    def __init__(self, source: PlaneSource, plane: int = 0):
+        self.source, self.plane = source, plane
+        first = source.normalisation[plane] if source.stacked else source.normalisation
+        self.shape = network_shape(source.shape, first.channels)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, columns = (
+            slice(*window.indices(n)[:2])
+            for window, n in zip(spatial_key(key), self.source.shape, strict=True)
+        )
+        return self.source.normalised(rows, columns, self.plane)
+
+
 def _within(inner: slice, outer: slice) -> bool:
     return outer.start <= inner.start and inner.stop <= outer.stop
 
 
-def plane_source(image: MicroscopyImage, model, settings: SegmentSettings) -> PlaneSource:
+def plane_source(
+    image: MicroscopyImage, model, settings: SegmentSettings, scale: float = 1.0
+) -> PlaneSource:
     """Check that ``image`` can be segmented block by block and prepare reading it.
+
+    ``scale`` is the zoom the network sees the planes at (see :func:`iter_plan_stream`).
 
     Raises
     ------
     ValueError
-        For time series, and for a ``diameter`` that asks for rescaling (not
-        done block by block).
+        For time series.
 
     """
     channel = choose_channel(image, settings.channel)
@@ -178,25 +223,19 @@ def plane_source(image: MicroscopyImage, model, settings: SegmentSettings) -> Pl
             f"Block-by-block segmentation takes a 2-D plane or a Z-stack, not axes {image.axes}; "
             "segment the time points one at a time."
         )
-    if rescale_factor(model, image, settings) != 1.0:
-        raise ValueError(
-            "Block-by-block segmentation does not rescale: leave out the diameter, "
-            "or rescale the image first."
-        )
     data = image.data
     if channel is not None:
         data = data[tuple(channel if a == "C" else slice(None) for a in image.axes)]
     percentiles = model.config.normalise_percentiles
+    options = dict(invert=settings.invert, channels=model.config.in_channels)
     if "Z" not in image.axes:
-        return PlaneSource(
-            image, channel, normalisation_of(data, percentiles, invert=settings.invert)
-        )
+        return PlaneSource(image, channel, normalisation_of(data, percentiles, **options), scale)
     z = (image.axes if channel is None else image.axes.replace("C", "")).index("Z")
     normalisations = tuple(
-        normalisation_of(data[(slice(None),) * z + (plane,)], percentiles, invert=settings.invert)
+        normalisation_of(data[(slice(None),) * z + (plane,)], percentiles, **options)
         for plane in range(data.shape[z])
     )
-    return PlaneSource(image, channel, normalisations)
+    return PlaneSource(image, channel, normalisations, scale)
 
 
 @dataclass(frozen=True)
@@ -219,7 +258,7 @@ def block_settings(
     """Return the :class:`BlockSettings` of a model and image."""
     return BlockSettings(
         method=instance_method_of(model),
-        instances=settings.instances or instance_settings_of(model),
+        instances=(settings.instances or instance_settings_of(model)).at_zoom(source.scale),
         class_names=tuple(getattr(model.config, "semantic_classes", ()) or ()),
         measure=measure,
         channel_names=tuple(source.image.channel_names),
@@ -307,13 +346,19 @@ def _measure(kept: BlockObjects, source: PlaneSource, settings: BlockSettings):
 
 @dataclass
 class StreamSummary:
-    """What block-by-block segmentation found: objects, cut ones, empty blocks."""
+    """What block-by-block segmentation found: objects, cut ones, empty blocks.
+
+    ``scale`` is the zoom the network saw the image at; ``diameter_estimate``
+    what automatic sizing measured (None when a diameter was given).
+    """
 
     objects: int = 0
     oversized: int = 0
     blocks: int = 0
     skipped: int = 0
     halo: int = 0
+    scale: float = 1.0
+    diameter_estimate: DiameterEstimate | None = None
 
     def add(self, objects: BlockObjects) -> None:
         """Count one block's objects."""
@@ -324,12 +369,22 @@ class StreamSummary:
 
 @dataclass
 class StreamPlan:
-    """The blocks of a plane and how each is segmented (see :func:`plan_stream`)."""
+    """The blocks of a plane and how each is segmented (see :func:`plan_stream`).
+
+    The network sees the planes zoomed by ``source.scale``; ``diameter_estimate``
+    is what automatic sizing measured (None when a diameter was given).
+    """
 
     source: PlaneSource
     blocks: list[Block]
     block_settings: BlockSettings
     halo: int
+    diameter_estimate: DiameterEstimate | None = None
+
+    @property
+    def scale(self) -> float:
+        """The zoom the network sees the planes at."""
+        return self.source.scale
 
     def final_row(self, number: int) -> int:
         """Return the first row that the blocks after block ``number`` may still paint."""
@@ -344,7 +399,7 @@ class StreamPlan:
 def plane_predictors(
     model, source: PlaneSource, settings: SegmentSettings, device=None
 ) -> list[TiledPredictor]:
-    """Return one :class:`TiledPredictor` per plane of ``source``.
+    """Return one :class:`TiledPredictor` per plane of ``source``, at its zoom.
 
     Their tile caches share :data:`TILE_CACHE_BYTES`.
     """
@@ -358,21 +413,82 @@ def plane_predictors(
             batch_size=settings.batch_size,
             device=device,
             cache_bytes=TILE_CACHE_BYTES // source.planes,
+            scale=source.scale,
         )
         for plane in range(source.planes)
     ]
 
 
-def stack_block(block: int, halo: int, planes: int) -> int:
-    """Return the block edge for a stack of ``planes``.
+def stack_block(block: int, halo: int, planes: int, scale: float = 1.0) -> int:
+    """Return the block edge for a stack of ``planes`` seen by the network at ``scale``.
 
     A block's context then holds at most :data:`STACK_CONTEXT_VOXELS` voxels;
-    the edge is never below 64 pixels.
+    a zoom above 1 gives the network ``scale²`` times the context's pixels, so the
+    edge shrinks by ``scale`` (for a single plane too). The edge is never below
+    64 pixels.
     """
-    if planes <= 1:
+    enlarged = max(1.0, scale)
+    if planes <= 1 and enlarged == 1.0:
         return block
-    fits = int(np.sqrt(STACK_CONTEXT_VOXELS / planes)) - 2 * halo
-    return max(64, min(block, fits // 16 * 16))
+    if planes > 1:
+        fits = int(np.sqrt(STACK_CONTEXT_VOXELS / planes) / enlarged) - 2 * halo
+        block = min(block, fits)
+    else:
+        block = int(block / enlarged)
+    return max(64, block // 16 * 16)
+
+
+def iter_plan_stream(
+    image: MicroscopyImage,
+    model,
+    settings: SegmentSettings,
+    *,
+    block: int = BLOCK,
+    halo: int | None = None,
+    measure: bool = True,
+    spacing=None,
+    scale: float | None = None,
+    device=None,
+) -> Generator[Progress, None, StreamPlan]:
+    """Plan block-by-block segmentation: read the normalisation, size the objects, cut the blocks.
+
+    The zoom is ``scale`` when given; otherwise that of ``settings.diameter``:
+    for ``"auto"`` it is measured (yielding progress) on a central window of the
+    middle plane, read lazily through the plane's normalisation, as
+    :func:`~napari_segnet.inference.segment.iter_segment` measures it. The
+    default halo is six object diameters in the plane's pixels.
+
+    Returns
+    -------
+    StreamPlan
+
+    """
+    source = plane_source(image, model, settings)
+    estimate = None
+    if scale is None and settings.diameter == AUTO:
+        estimate = yield from iter_estimate_diameter(
+            model,
+            source.normalised_plane(source.planes // 2),
+            device=device,
+            instance_settings=settings.instances or instance_settings_of(model),
+            tile=settings.tile,
+            overlap=settings.overlap,
+            batch_size=settings.batch_size,
+        )
+        scale = estimate.scale
+        estimate = replace(estimate, first_pass=None)  # blocks are segmented anew: let it go
+    elif scale is None:
+        scale = rescale_factor(model, image, settings)
+    source.scale = float(scale)
+    halo = default_halo(model, source.scale) if halo is None else int(halo)
+    edge = stack_block(block, halo, source.planes, source.scale)
+    return StreamPlan(
+        source,
+        plan_blocks(source.shape, edge, halo),
+        block_settings(model, source, settings, measure=measure, spacing=spacing),
+        halo,
+        estimate,
+    )
 
 
 def plan_stream(
@@ -384,15 +500,22 @@ def plan_stream(
     halo: int | None = None,
     measure: bool = True,
     spacing=None,
+    scale: float | None = None,
+    device=None,
 ) -> StreamPlan:
-    """Plan block-by-block segmentation: read the normalisation, cut the blocks."""
-    source = plane_source(image, model, settings)
-    halo = default_halo(model) if halo is None else int(halo)
-    return StreamPlan(
-        source,
-        plan_blocks(source.shape, stack_block(block, halo, source.planes), halo),
-        block_settings(model, source, settings, measure=measure, spacing=spacing),
-        halo,
+    """Plan block-by-block segmentation (see :func:`iter_plan_stream`) without progress."""
+    return drain(
+        iter_plan_stream(
+            image,
+            model,
+            settings,
+            block=block,
+            halo=halo,
+            measure=measure,
+            spacing=spacing,
+            scale=scale,
+            device=device,
+        )
     )
 
 
@@ -413,19 +536,37 @@ def iter_segment_streamed(
     ``add(objects, final_row)`` is called for every block in raster order;
     ``objects.patch`` holds labels 1..count, to be shifted by the number of
     objects handed over before; no later block paints rows above
-    ``final_row``. Yields progress in thousandths of a block.
+    ``final_row``. Yields progress in thousandths of a block. With
+    ``settings.diameter="auto"`` the object size is measured first (see
+    :func:`iter_plan_stream`); when that rescales the image, an event's
+    ``info["message"]`` says what was measured.
 
     Returns
     -------
     StreamSummary
 
     """
-    plan = plan_stream(
-        image, model, settings, block=block, halo=halo, measure=measure, spacing=spacing
+    plan = yield from relay(
+        iter_plan_stream(
+            image,
+            model,
+            settings,
+            block=block,
+            halo=halo,
+            measure=measure,
+            spacing=spacing,
+            device=device,
+        ),
+        lambda event: Progress(0, 1, "estimating the object size"),
     )
     predictors = plan.predictors(model, settings, device)
     n = len(plan.blocks)
-    summary = StreamSummary(blocks=n, halo=plan.halo)
+    summary = StreamSummary(
+        blocks=n, halo=plan.halo, scale=plan.scale, diameter_estimate=plan.diameter_estimate
+    )
+    estimate = plan.diameter_estimate
+    if estimate is not None and estimate.scale != 1.0:
+        yield Progress(0, n * 1000, "estimated the object size", {"message": estimate.describe()})
     for number, current in enumerate(plan.blocks):
         objects = yield from relay(
             iter_segment_block(predictors, plan.source, current, plan.block_settings),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_segnet.io.model_identity import ModelIdentity, with_model_columns
 from napari_segnet.io.stack_labels import StackLabelsWriter
 from napari_segnet.io.tiled_labels import TiledLabelsWriter
 from napari_segnet.io.zarr_labels import ZarrLabelsWriter
@@ -39,6 +40,9 @@ class StreamedFiles:
         A tiled BigTIFF, or an OME-Zarr folder with a pyramid (NGFF 0.4).
         A stack's labels are painted into a Zarr array on disk and written out
         on :meth:`close` (:class:`~napari_segnet.io.stack_labels.StackLabelsWriter`).
+    model : ModelIdentity, optional
+        The model that made the labels: recorded in the labels' metadata and as the
+        CSV's constant ``model`` and ``model_sha256`` columns.
 
     """
 
@@ -50,15 +54,18 @@ class StreamedFiles:
         *,
         spacing: tuple[float, ...] | None = None,
         labels_format: str = "tiff",
+        model: ModelIdentity | None = None,
     ):
         if labels_format not in LABEL_WRITERS:
             raise ValueError(f"The labels format must be 'tiff' or 'zarr', not {labels_format!r}.")
         if len(shape) == 3:
             self.labels = StackLabelsWriter(
-                labels_path, shape, spacing=spacing, labels_format=labels_format
+                labels_path, shape, spacing=spacing, labels_format=labels_format, model=model
             )
         else:
-            self.labels = LABEL_WRITERS[labels_format](labels_path, shape, spacing=spacing)
+            writer = LABEL_WRITERS[labels_format]
+            self.labels = writer(labels_path, shape, spacing=spacing, model=model)
+        self.model = model
         self.csv = None if csv_path is None else open(Path(csv_path), "w", newline="")
         self.count = 0
         self._header_written = False
@@ -79,6 +86,7 @@ class StreamedFiles:
             table["class"] = objects.classes["class"][order]
             table["class_probability"] = objects.classes["class_probability"][order]
         table["label"] += self.count
+        table = with_model_columns(table, self.model)
         table.to_csv(self.csv, header=not self._header_written, index=False)
         self._header_written = True
 
@@ -87,7 +95,7 @@ class StreamedFiles:
         self.labels.close()
         if self.csv is not None:
             if not self._header_written and empty_table is not None:
-                empty_table.to_csv(self.csv, index=False)
+                with_model_columns(empty_table, self.model).to_csv(self.csv, index=False)
             self.csv.close()
 
     def abort(self) -> None:
@@ -114,8 +122,9 @@ def iter_segment_to_files(
 
     The labels go to ``labels_path`` (``labels_format``), the measurements of every
     channel to ``csv_path`` (None: not measured). ``spacing`` defaults to the
-    image's own (:func:`labels_spacing`). Closing the generator (cancel) leaves
-    no output behind.
+    image's own (:func:`labels_spacing`). Both record the model's identity (its
+    ``identity``, as :func:`~napari_segnet.models.load_model` gives it). Closing the
+    generator (cancel) leaves no output behind.
 
     Yields
     ------
@@ -142,6 +151,7 @@ def iter_segment_to_files(
             shape,
             spacing=spacing,
             labels_format=labels_format,
+            model=getattr(model, "identity", None),
         )
         try:
             summary = yield from iter_segment_streamed(

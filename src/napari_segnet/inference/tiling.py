@@ -1,4 +1,11 @@
-"""Overlapping tiles with smooth blending, so that tiled and whole-image predictions agree."""
+"""Overlapping tiles with smooth blending, so that tiled and whole-image predictions agree.
+
+A plane can also be predicted zoomed (objects brought to the size the network
+was trained at): the network sees the plane resampled by :func:`resample_window`
+and its outputs are resampled back to the plane's grid by the same function.
+Every resampled value depends only on its own position in the whole plane, so
+a window of the plane gives exactly the numbers of the whole plane, zoomed or not.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +36,108 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return [*starts, size - tile]
 
 
+def zoomed_shape(shape: tuple[int, ...], scale: float) -> tuple[int, ...]:
+    """Shape of a plane zoomed by ``scale``: ``round(n × scale)`` pixels an axis, at least 1.
+
+    The rounding of :func:`scipy.ndimage.zoom`.
+    """
+    return tuple(max(1, round(float(n * scale))) for n in shape)
+
+
+def resample_window(
+    read,
+    in_shape: tuple[int, int],
+    out_shape: tuple[int, int],
+    rows: slice,
+    columns: slice,
+    *,
+    mirror: bool = False,
+) -> np.ndarray:
+    """Return a window of a plane resampled (bilinearly) from ``in_shape`` to ``out_shape``.
+
+    Pixels are aligned as areas: output pixel ``o`` of an axis samples the input
+    at ``(o + 0.5) × n_in / n_out - 0.5``. Samples up to half a pixel beyond the
+    plane's first or last pixel centre take the edge pixel's value, or with
+    ``mirror`` the value mirrored about it. That is what
+    ``ndimage.zoom(plane, z, order=1, grid_mode=True, mode="nearest")`` and
+    ``skimage.transform.resize(plane, shape, order=1, anti_aliasing=False)``
+    compute, to float rounding. Rows are interpolated first, then columns, in
+    float32. A value depends only on where it lies in the whole plane, so any
+    window is exactly that window of the whole resampled plane.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(rows, columns)`` returns the input's region ``(..., rows, columns)``
+        (two slices within ``in_shape``); leading axes (e.g. classes) are kept.
+    in_shape, out_shape : tuple of int
+        ``(Y, X)`` of the whole input and the whole output plane.
+    rows, columns : slice
+        The window of the output plane to compute (non-empty, within ``out_shape``).
+    mirror : bool
+        Mirror the plane about its edge pixels instead of repeating them.
+
+    Returns
+    -------
+    ndarray of float32, shape (..., rows, columns)
+
+    """
+    (row_span, *row_samples), (column_span, *column_samples) = (
+        _samples(window.start, window.stop, n_in, n_out, mirror)
+        for window, n_in, n_out in zip((rows, columns), in_shape, out_shape)
+    )
+    region = np.asarray(read(row_span, column_span), dtype=np.float32)
+    return _interpolate(_interpolate(region, -2, *row_samples), -1, *column_samples)
+
+
+def resample(array: np.ndarray, shape: tuple[int, int], *, mirror: bool = False) -> np.ndarray:
+    """Return a whole ``(..., Y, X)`` array resampled to ``shape`` (see :func:`resample_window`)."""
+    return resample_window(
+        lambda rows, columns: array[..., rows, columns],
+        array.shape[-2:],
+        shape,
+        slice(0, shape[0]),
+        slice(0, shape[1]),
+        mirror=mirror,
+    )
+
+
+def source_span(start: int, stop: int, n_in: int, n_out: int, *, mirror: bool = False) -> slice:
+    """Return the input pixels that output pixels ``start:stop`` of an axis interpolate between."""
+    return _samples(start, stop, n_in, n_out, mirror)[0]
+
+
+def _samples(start: int, stop: int, n_in: int, n_out: int, mirror: bool = False):
+    """Where output pixels ``start:stop`` of an axis sample the input.
+
+    Returns the input's span read, the two neighbours of every sample (relative
+    to the span) and the weight of the second one.
+    """
+    where = (np.arange(start, stop, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    if mirror and n_in > 1:  # at most half a pixel beyond an edge: one reflection is enough
+        where = np.where(where < 0, -where, where)
+        where = np.where(where > n_in - 1, 2 * (n_in - 1) - where, where)
+    where = np.clip(where, 0.0, n_in - 1)
+    first = np.floor(where).astype(np.intp)
+    weight = (where - first).astype(np.float32)
+    second = np.minimum(first + 1, n_in - 1)
+    span = slice(int(first.min()), int(second.max()) + 1)
+    return span, first - span.start, second - span.start, weight
+
+
+def _interpolate(values, axis, first, second, weight) -> np.ndarray:
+    """Linear interpolation along ``axis``: ``values[first] × (1 - w) + values[second] × w``."""
+    shape = [1] * values.ndim
+    shape[axis] = -1
+    weight = weight.reshape(shape)
+    result = np.take(values, first, axis=axis)
+    result *= 1 - weight
+    other = np.take(values, second, axis=axis)
+    other *= weight
+    result += other
+    return result
+
+
 def blending_window(tile: tuple[int, int], overlap: int) -> np.ndarray:
     """Weights that fall smoothly to a small value over ``overlap`` pixels at each edge.
 
@@ -56,21 +165,23 @@ def iter_predict_tiled(
     batch_size: int = BATCH_SIZE,
     device=None,
     autocast: bool = True,
+    scale: float = 1.0,
 ) -> Generator[Progress, None, dict[str, np.ndarray]]:
-    """Predict class probabilities of a normalised 2-D plane tile by tile.
+    """Predict class probabilities of a normalised plane tile by tile.
 
     Yields one :class:`Progress` per batch of tiles and returns float32 arrays
     blended over the tiles: ``"instance"``: (3, Y, X) softmax probabilities;
     with semantic classes ``"semantic"``: (K, Y, X) softmax probabilities; with
     the star head ``"star_prob"``: (Y, X) sigmoid object probability and
-    ``"star_dist"``: (R, Y, X) ray distances in the network's pixels.
+    ``"star_dist"``: (R, Y, X) ray distances in the plane's pixels.
 
     Parameters
     ----------
     model : SegNet
         In ``eval`` mode, on ``device``.
-    plane : ndarray of float32, shape (Y, X)
-        The normalised input.
+    plane : ndarray of float32, shape (Y, X) or (C, Y, X)
+        The normalised input (see :func:`~napari_segnet.inference.normalise.normalise`):
+        ``(Y, X)`` for a network that reads one channel, channels-first for more.
     tile : int
         Tile edge in pixels (rounded up to the network's size multiple).
     overlap : int
@@ -81,19 +192,24 @@ def iter_predict_tiled(
         Where the model runs (default: the model's device).
     autocast : bool
         Use bfloat16/float16 autocast on CUDA.
+    scale : float
+        Zoom of the plane that the network sees (see :class:`TiledPredictor`);
+        the outputs have the plane's shape whatever the zoom.
 
     """
     predictor = TiledPredictor(
         model,
-        lambda rows, columns: plane[rows, columns],
-        plane.shape,
+        lambda rows, columns: plane[..., rows, columns],
+        plane.shape[-2:],
         tile=tile,
         overlap=overlap,
         batch_size=batch_size,
         device=device,
         autocast=autocast,
+        scale=scale,
     )
-    return (yield from predictor.iter_window(slice(0, plane.shape[0]), slice(0, plane.shape[1])))
+    height, width = plane.shape[-2:]
+    return (yield from predictor.iter_window(slice(0, height), slice(0, width)))
 
 
 class TiledPredictor:
@@ -107,19 +223,30 @@ class TiledPredictor:
     cache of at most ``cache_bytes`` (least recently used ones go first) instead
     of being computed again.
 
+    With ``scale`` ≠ 1 the network sees the plane zoomed by ``scale`` (its
+    ``network_shape`` is ``round(n × scale)`` an axis), read tile by tile through
+    :func:`resample_window`, never whole; the tiles lie on the zoomed plane's
+    grid, and a window's outputs are resampled back to the plane's pixels by the
+    same function, mirrored at the plane's edges (star distances divided by
+    ``scale``, so they are in the plane's pixels too). So windows are still
+    exactly the whole plane's outputs.
+
     Parameters
     ----------
     model : SegNet
         In ``eval`` mode.
     read : callable
         ``read(rows, columns)`` returns the normalised float32 input of a
-        region of the plane (two slices within ``shape``).
+        region of the plane (two slices within ``shape``): ``(rows, columns)``,
+        or ``(C, rows, columns)`` for a network that reads C channels.
     shape : tuple of int
         ``(Y, X)`` of the whole plane.
     tile, overlap, batch_size, device, autocast
         As in :func:`iter_predict_tiled`.
     cache_bytes : int
         Memory for tiles kept for later windows (0: none).
+    scale : float
+        Zoom of the plane that the network sees.
 
     """
 
@@ -135,10 +262,16 @@ class TiledPredictor:
         device=None,
         autocast: bool = True,
         cache_bytes: int = 0,
+        scale: float = 1.0,
     ):
         import torch
 
         self.model, self.read, self.shape = model, read, tuple(int(n) for n in shape)
+        if not scale > 0:
+            raise ValueError(f"The zoom must be positive, not {scale}.")
+        self.scale = float(scale)
+        # The plane the tiles cover: the zoomed one (never held whole).
+        self.network_shape = self.shape if scale == 1 else zoomed_shape(self.shape, self.scale)
         self.device = (
             torch.device(device) if device is not None else next(model.parameters()).device
         )
@@ -147,7 +280,9 @@ class TiledPredictor:
         # Tiles that start on the network's stride grid compute exactly what the whole
         # image computes away from their borders: keep the overlap a multiple too.
         overlap = min(int(np.ceil(overlap / multiple) * multiple), tile - multiple)
-        self.padded = tuple(max(int(np.ceil(n / multiple) * multiple), multiple) for n in shape)
+        self.padded = tuple(
+            max(int(np.ceil(n / multiple) * multiple), multiple) for n in self.network_shape
+        )
         height, width = self.padded
         self.tile_shape = (min(tile, height), min(tile, width))
         self.rows = tile_starts(height, self.tile_shape[0], overlap)
@@ -167,8 +302,20 @@ class TiledPredictor:
         self._cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
         self._cached_bytes = 0
 
+    def network_window(self, rows: slice, columns: slice) -> tuple[slice, slice]:
+        """Return the window of the network's (zoomed) plane that a window of the plane needs."""
+        if self.scale == 1.0:
+            return rows, columns
+        return tuple(
+            source_span(window.start, window.stop, zoomed, n, mirror=True)
+            for window, zoomed, n in zip((rows, columns), self.network_shape, self.shape)
+        )
+
     def corners(self, rows: slice, columns: slice) -> list[tuple[int, int]]:
-        """Top-left corners of the tiles that overlap a window, in raster order."""
+        """Top-left corners of the tiles that overlap a window of the network's plane.
+
+        In raster order; the window and the corners are in the network's (zoomed) pixels.
+        """
         th, tw = self.tile_shape
         return [
             (y, x)
@@ -180,22 +327,56 @@ class TiledPredictor:
 
     def reads(self, rows: slice, columns: slice) -> tuple[slice, slice]:
         """Return the region of the plane that predicting a window reads (at most)."""
+        rows, columns = self.network_window(rows, columns)
         corners = [c for corner in self.corners(rows, columns) for c in self._group[corner]]
         (th, tw), pad = self.tile_shape, self.multiple
         extent = []
         for first, last, size, length in (
-            (min(y for y, _ in corners), max(y for y, _ in corners), th, self.shape[0]),
-            (min(x for _, x in corners), max(x for _, x in corners), tw, self.shape[1]),
+            (min(y for y, _ in corners), max(y for y, _ in corners), th, self.network_shape[0]),
+            (min(x for _, x in corners), max(x for _, x in corners), tw, self.network_shape[1]),
         ):
             stop = last + size
             start = min(first, max(0, length - 2 * pad)) if stop > length else first
             extent.append(slice(start, min(stop, length)))
-        return extent[0], extent[1]
+        if self.scale == 1.0:
+            return extent[0], extent[1]
+        return tuple(
+            source_span(window.start, window.stop, n, zoomed)
+            for window, n, zoomed in zip(extent, self.shape, self.network_shape)
+        )
 
     def iter_window(
         self, rows: slice, columns: slice
     ) -> Generator[Progress, None, dict[str, np.ndarray]]:
         """Yield progress per batch of tiles; return the outputs of a window of the plane."""
+        if self.scale == 1.0:
+            return (yield from self._iter_network_window(rows, columns))
+        zoomed_rows, zoomed_columns = self.network_window(rows, columns)
+        outputs = yield from self._iter_network_window(zoomed_rows, zoomed_columns)
+        result = {}
+        for key in list(outputs):
+            values = outputs.pop(key)  # one output at a time: the zoomed ones can be large
+            result[key] = resample_window(
+                lambda r, c, values=values: values[
+                    ...,
+                    r.start - zoomed_rows.start : r.stop - zoomed_rows.start,
+                    c.start - zoomed_columns.start : c.stop - zoomed_columns.start,
+                ],
+                self.network_shape,
+                self.shape,
+                rows,
+                columns,
+                mirror=True,
+            )
+            del values
+        if "star_dist" in result:
+            result["star_dist"] /= self.scale  # lengths in the network's pixels
+        return result
+
+    def _iter_network_window(
+        self, rows: slice, columns: slice
+    ) -> Generator[Progress, None, dict[str, np.ndarray]]:
+        """Yield progress per batch of tiles; return the outputs of a window of the zoomed plane."""
         th, tw = self.tile_shape
         corners = self.corners(rows, columns)
         height, width = rows.stop - rows.start, columns.stop - columns.start
@@ -257,9 +438,12 @@ class TiledPredictor:
         bottom, right = max(y for y, _ in corners) + th, max(x for _, x in corners) + tw
         region = self._read_padded(top, bottom, left, right)
         batch = np.stack(
-            [region[y - top : y - top + th, x - left : x - left + tw] for y, x in corners]
+            [region[..., y - top : y - top + th, x - left : x - left + tw] for y, x in corners]
         )
-        inputs = torch.from_numpy(batch[:, None]).to(self.device)
+        if batch.ndim == 3:  # one channel: (B, th, tw) -> (B, 1, th, tw)
+            batch = batch[:, None]
+        _check_channels(self.model, batch.shape[1])
+        inputs = torch.from_numpy(batch).to(self.device)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
         device = self.device
         use_autocast = self.autocast and device.type == "cuda"
@@ -279,8 +463,8 @@ class TiledPredictor:
         return result
 
     def _read_padded(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-        """Read a region of the plane, reflect-padded past its end as the whole plane is."""
-        height, width = self.shape
+        """Read a region of the network's plane, reflect-padded past its end as the whole one is."""
+        height, width = self.network_shape
         # Reflection needs the rows (columns) it mirrors: read enough before the end
         # (the same rule as in reads()).
         pad = self.multiple
@@ -290,13 +474,19 @@ class TiledPredictor:
         columns = slice(
             min(left, max(0, width - 2 * pad)) if right > width else left, min(right, width)
         )
-        region = np.asarray(self.read(rows, columns), dtype=np.float32)
+        region = np.asarray(self._read_network(rows, columns), dtype=np.float32)
         extra = [(0, max(0, bottom - height)), (0, max(0, right - width))]
         if any(after for _, after in extra):
             mode = "reflect" if min(height, width) > 1 else "edge"
-            region = np.pad(region, extra, mode=mode)
-        region = region[top - rows.start :, left - columns.start :]
+            region = np.pad(region, [(0, 0)] * (region.ndim - 2) + extra, mode=mode)
+        region = region[..., top - rows.start :, left - columns.start :]
         return np.ascontiguousarray(region, dtype=np.float32)
+
+    def _read_network(self, rows: slice, columns: slice) -> np.ndarray:
+        """Read a region of the network's (zoomed) plane."""
+        if self.scale == 1.0:
+            return self.read(rows, columns)
+        return resample_window(self.read, self.shape, self.network_shape, rows, columns)
 
     def _remember(self, corner: tuple[int, int], outputs: dict[str, np.ndarray]) -> None:
         size = sum(v.nbytes for v in outputs.values())
@@ -310,6 +500,16 @@ class TiledPredictor:
 
 
 SINGLE_CHANNEL = {"star_prob"}  # returned as (Y, X)
+
+
+def _check_channels(model, channels: int) -> None:
+    """Refuse an input with other channels than the network reads, in one sentence."""
+    expected = getattr(getattr(model, "config", None), "in_channels", None)
+    if expected is not None and channels != expected:
+        raise ValueError(
+            f"The network reads {expected} channel(s) but was given {channels}: normalise "
+            f"the image with channels={expected} (see napari_segnet.inference.normalise)."
+        )
 
 
 def _activation(key: str):

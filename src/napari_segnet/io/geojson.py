@@ -8,8 +8,10 @@ Each object becomes one Feature per plane it occupies, in QuPath's terms:
   stacks and time series, QuPath's ``"plane": {"c": -1, "z": z, "t": t}`` (0-based);
 - ``properties``: ``"objectType": "detection"``, ``"name"`` (the label as text),
   ``"label"`` (the label as a number), ``"classification"`` (``name`` and ``color``)
-  when the object has a class, and ``"measurements"``: the numeric columns of its
-  measurement-table row (those that are finite);
+  when the object has a class, ``"measurements"``: the numeric columns of its
+  measurement-table row (those that are finite), and ``"metadata"``: the model that
+  made the objects (``model``, ``model_name``, ``model_version``, ``model_sha256``, as
+  text), which QuPath keeps as each object's metadata;
 - ``id``: a UUID, as QuPath writes them.
 
 See :mod:`napari_segnet.io.outlines` for how outlines follow the pixels.
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, writable_destination
+from .model_identity import ModelIdentity
 from .outlines import (
     ObjectOutline,
     draw_outlines,
@@ -61,6 +64,7 @@ def write_geojson(
     axes: str | None = None,
     table=None,
     boxes=None,
+    model: ModelIdentity | None = None,
 ) -> Path:
     """Write every object of ``labels`` as QuPath detections in a GeoJSON file, atomically.
 
@@ -80,6 +84,8 @@ def write_geojson(
     boxes : iterable, optional
         ``(label, box)`` pairs, to read only those regions of lazy labels (see
         :func:`napari_segnet.io.outlines.iter_outlines`).
+    model : ModelIdentity, optional
+        The model that made the labels: every feature's ``metadata``.
 
     Returns
     -------
@@ -90,10 +96,8 @@ def write_geojson(
     destination = writable_destination(path)
     axes = label_axes(axes, np.ndim(labels))
     outlines = iter_outlines(labels, axes=axes, boxes=boxes)
-    collection = {
-        "type": "FeatureCollection",
-        "features": list(outline_features(outlines, table=table, with_plane=axes != "YX")),
-    }
+    features = outline_features(outlines, table=table, with_plane=axes != "YX", model=model)
+    collection = {"type": "FeatureCollection", "features": list(features)}
     with atomic_path(destination) as temporary:
         with open(temporary, "w", encoding="utf-8") as file:
             json.dump(collection, file, allow_nan=False, separators=(",", ":"))
@@ -101,7 +105,11 @@ def write_geojson(
 
 
 def outline_features(
-    outlines: Iterable[ObjectOutline], *, table=None, with_plane: bool = False
+    outlines: Iterable[ObjectOutline],
+    *,
+    table=None,
+    with_plane: bool = False,
+    model: ModelIdentity | None = None,
 ) -> Iterator[dict]:
     """Turn outlines into QuPath detection Features (see the module's description).
 
@@ -113,6 +121,8 @@ def outline_features(
         Measurements by ``label`` (and ``frame``), see :func:`write_geojson`.
     with_plane : bool
         Give every geometry QuPath's ``plane``, even on the first plane.
+    model : ModelIdentity, optional
+        The model that made the objects, as each feature's ``metadata``.
 
     Yields
     ------
@@ -121,6 +131,8 @@ def outline_features(
 
     """
     rows = _rows_by_object(table)
+    # QuPath keeps an object's metadata as text only.
+    metadata = {k: str(v) for k, v in model.as_metadata().items()} if model else None
     for outline in outlines:
         polygons = [[_closed(ring) for ring in piece] for piece in outline.pieces]
         if len(polygons) == 1:
@@ -144,6 +156,8 @@ def outline_features(
             if isinstance(name, str) and name:
                 properties["classification"] = {"name": name, "color": class_colour(name)}
             properties["measurements"] = _measurements(row)
+        if metadata:
+            properties["metadata"] = dict(metadata)
         key = f"{outline.label}/{plane_name(outline.plane)}/{polygons[0][0][0]}"
         yield {
             "type": "Feature",

@@ -11,7 +11,10 @@ One ROI per object and plane, written with :mod:`roifile`:
 - the position follows ImageJ's own convention, a stack position *or* a hyperstack
   position, never both: a Z-stack or a time series (one axis besides Y and X) opens
   in ImageJ as a plain stack, and its ROIs get the slice number (``position``); a
-  time series of Z-stacks gets ``z_position`` and ``t_position``.
+  time series of Z-stacks gets ``z_position`` and ``t_position``;
+- the model that made the objects is in every ROI's properties (``model: nuclei@2``,
+  ``model_name``, ``model_version``, ``model_sha256``; ImageJ's ``Roi.getProperty``,
+  shown by the ROI Manager's *Properties…*).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 from roifile import ROI_TYPE, ImagejRoi, roiread, roiwrite
 
 from .atomic import atomic_path, writable_destination
+from .model_identity import ModelIdentity
 from .outlines import (
     ObjectOutline,
     draw_outlines,
@@ -45,7 +49,12 @@ _AREA_TYPES = (ROI_TYPE.POLYGON, ROI_TYPE.RECT, ROI_TYPE.OVAL, ROI_TYPE.FREEHAND
 
 
 def write_imagej_rois(
-    path: str | os.PathLike, labels, *, axes: str | None = None, boxes=None
+    path: str | os.PathLike,
+    labels,
+    *,
+    axes: str | None = None,
+    boxes=None,
+    model: ModelIdentity | None = None,
 ) -> Path:
     """Write every object of ``labels`` as ImageJ ROIs in one ``.zip``, atomically.
 
@@ -60,6 +69,8 @@ def write_imagej_rois(
     boxes : iterable, optional
         ``(label, box)`` pairs, to read only those regions of lazy labels (see
         :func:`napari_segnet.io.outlines.iter_outlines`).
+    model : ModelIdentity, optional
+        The model that made the labels: every ROI's properties.
 
     Returns
     -------
@@ -72,6 +83,9 @@ def write_imagej_rois(
     outlines = list(iter_outlines(labels, axes=axes, boxes=boxes))
     width = max(4, len(str(max((o.label for o in outlines), default=0))))
     rois = [outline_roi(o, axes=axes, width=width) for o in outlines]
+    if model is not None:
+        for roi in rois:
+            roi.props = model.as_text()
     with atomic_path(destination) as temporary:
         if rois:
             roiwrite(temporary, rois, mode="w")

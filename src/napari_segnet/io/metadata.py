@@ -8,10 +8,13 @@ about the specimen.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from typing import Any
 
 import tifffile
+
+from .model_identity import METADATA_KEY, OME_NAMESPACE, ModelIdentity, parse_text
 
 LENGTH_TO_UM = {
     "m": 1e6,
@@ -85,7 +88,36 @@ def read_metadata(tif: tifffile.TiffFile, series_index: int) -> FileMetadata:
     description = tif.pages.first.description
     if description and not (tif.is_ome or tif.is_imagej or tif.is_shaped):
         meta.extra["description"] = description[:2000]
+    model = _model_identity(tif)
+    if model is not None:
+        meta.extra[METADATA_KEY] = model.as_metadata()
     return meta
+
+
+def _model_identity(tif: tifffile.TiffFile) -> ModelIdentity | None:
+    """Return the model that made a labels TIFF of ours (ImageJ description or OME XML)."""
+    if tif.is_ome and tif.ome_metadata:
+        if OME_NAMESPACE not in tif.ome_metadata:  # not ours: no need to parse it again
+            return None
+        try:
+            root = ElementTree.fromstring(tif.ome_metadata)
+        except ElementTree.ParseError:
+            return None
+        for element in root.iter():
+            if _local(element.tag) == "MapAnnotation" and element.get("Namespace") == OME_NAMESPACE:
+                values = {m.get("K"): m.text for m in element.iter() if _local(m.tag) == "M"}
+                return ModelIdentity.from_metadata(values)
+        return None
+    if tif.is_imagej:
+        # Parsed here, not from tifffile's imagej_metadata, which turns a hash made only of
+        # digits into a number.
+        return ModelIdentity.from_metadata(parse_text(tif.pages.first.description or ""))
+    return None
+
+
+def _local(tag: str) -> str:
+    """Return an XML tag without its namespace: ``{http://...}M`` → ``M``."""
+    return tag.rsplit("}", 1)[-1]
 
 
 def _as_list(value: Any) -> list[Any]:

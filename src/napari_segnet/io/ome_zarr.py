@@ -32,6 +32,7 @@ from .image import MicroscopyImage
 from .lazy import GuardedArray, block_shape
 from .limits import MAX_BYTES, MAX_DIMENSION, fits_in_memory
 from .memory import available_memory, format_bytes
+from .model_identity import METADATA_KEY, ZARR_KEY, ModelIdentity
 
 FORMAT = "ome-zarr"
 ZARR_METADATA_FILES = ("zarr.json", ".zattrs", ".zgroup", ".zarray")
@@ -297,6 +298,10 @@ def _read(path: Path, series: int, level: int, axes: str | None) -> MicroscopyIm
         and {"Y", "X"} <= pixel_size.keys()
         and "Z" not in pixel_size,
     }
+    ours = attrs.get(ZARR_KEY)  # labels we wrote record the model that made them
+    model = ModelIdentity.from_metadata(ours.get(METADATA_KEY) if isinstance(ours, dict) else None)
+    if model is not None:
+        metadata[METADATA_KEY] = model.as_metadata()
     return MicroscopyImage(
         data=data,
         axes=final_axes,

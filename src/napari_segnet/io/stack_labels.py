@@ -17,8 +17,9 @@ import numpy as np
 import tifffile
 
 from .label_rows import ClosedOrAborted
+from .model_identity import ModelIdentity
 from .tiled_labels import TIFF_TILE, tiff_calibration
-from .zarr_labels import CHUNK, multiscales_metadata, pyramid_factors
+from .zarr_labels import CHUNK, model_attributes, multiscales_metadata, pyramid_factors
 
 FORMATS = ("tiff", "zarr")
 
@@ -41,6 +42,8 @@ class StackLabelsWriter(ClosedOrAborted):
     labels_format : {"tiff", "zarr"}
         A tiled OME BigTIFF (one page per plane) or an OME-Zarr (NGFF 0.4) with a pyramid
         in Y and X.
+    model : ModelIdentity, optional
+        The model that made the labels, recorded in the output's metadata.
 
     """
 
@@ -51,13 +54,14 @@ class StackLabelsWriter(ClosedOrAborted):
         *,
         spacing: tuple[float, float, float] | None = None,
         labels_format: str = "tiff",
+        model: ModelIdentity | None = None,
     ):
         import zarr
 
         if labels_format not in FORMATS:
             raise ValueError(f"The labels format must be 'tiff' or 'zarr', not {labels_format!r}.")
         self.path, self.shape = Path(path), tuple(int(n) for n in shape)
-        self.spacing, self.labels_format = spacing, labels_format
+        self.spacing, self.labels_format, self.model = spacing, labels_format, model
         # The Zarr output itself, or a folder beside the TIFF that close() removes.
         self._root = self.path if labels_format == "zarr" else _planes_folder(self.path)
         self._group = zarr.open_group(self._root, mode="w", zarr_format=2)
@@ -109,7 +113,10 @@ class StackLabelsWriter(ClosedOrAborted):
                     rows = previous[z, 2 * top : 2 * (top + CHUNK) : 2, ::2]
                     current[z, top : top + rows.shape[0]] = rows
             previous = current
-        self._group.attrs.update(multiscales_metadata("labels", factors, self.spacing, ndim=3))
+        self._group.attrs.update(
+            multiscales_metadata("labels", factors, self.spacing, ndim=3)
+            | model_attributes(self.model)
+        )
 
     def _write_tiff(self) -> None:
         planes, height, width = self.shape
@@ -123,7 +130,7 @@ class StackLabelsWriter(ClosedOrAborted):
                     for left in range(0, rows.shape[1], tile):
                         yield np.ascontiguousarray(rows[:, left : left + tile])
 
-        metadata, options = tiff_calibration(self.spacing, "ZYX")
+        metadata, options = tiff_calibration(self.spacing, "ZYX", model=self.model)
         with tifffile.TiffWriter(self.path, bigtiff=True, ome=True) as tiff:
             tiff.write(
                 tiles(),

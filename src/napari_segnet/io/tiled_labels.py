@@ -11,6 +11,7 @@ import numpy as np
 import tifffile
 
 from .label_rows import ClosedOrAborted, LabelRows
+from .model_identity import OME_NAMESPACE, ModelIdentity
 
 TIFF_TILE = 256
 _DONE = object()
@@ -26,7 +27,7 @@ class TiledLabelsWriter(ClosedOrAborted):
 
     The file is an OME-TIFF (uint32, one ``YX`` plane) with the pixel size in
     its OME metadata and resolution tags, which Fiji (Bio-Formats), QuPath and
-    napari read.
+    napari read, and the model that made the labels (see :func:`tiff_calibration`).
 
     Parameters
     ----------
@@ -39,6 +40,8 @@ class TiledLabelsWriter(ClosedOrAborted):
         ``(y, x)`` pixel size in micrometres.
     tile : int
         TIFF tile edge (a multiple of 16).
+    model : ModelIdentity, optional
+        The model that made the labels.
 
     """
 
@@ -49,9 +52,10 @@ class TiledLabelsWriter(ClosedOrAborted):
         *,
         spacing: tuple[float, float] | None = None,
         tile: int = TIFF_TILE,
+        model: ModelIdentity | None = None,
     ):
         self.path, self.shape, self.tile = Path(path), tuple(int(n) for n in shape), tile
-        self.spacing = spacing
+        self.spacing, self.model = spacing, model
         self._rows = LabelRows(self.shape, tile)  # a band is a row of tiles
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
@@ -109,7 +113,7 @@ class TiledLabelsWriter(ClosedOrAborted):
                 yield np.ascontiguousarray(part)
 
     def _write(self) -> None:
-        metadata, options = tiff_calibration(self.spacing, "YX")
+        metadata, options = tiff_calibration(self.spacing, "YX", model=self.model)
         try:
             with tifffile.TiffWriter(self.path, bigtiff=True, ome=True) as tiff:
                 tiff.write(
@@ -131,13 +135,22 @@ class TiledLabelsWriter(ClosedOrAborted):
                     break
 
 
-def tiff_calibration(spacing, axes: str) -> tuple[dict, dict]:
+def tiff_calibration(
+    spacing, axes: str, *, model: ModelIdentity | None = None
+) -> tuple[dict, dict]:
     """OME metadata and resolution tags of a labels TIFF with ``axes`` (``YX`` or ``ZYX``).
 
     Returns ``(metadata, options)`` for :meth:`tifffile.TiffWriter.write`; ``spacing``
-    holds micrometres, one per axis, or is None (uncalibrated).
+    holds micrometres, one per axis, or is None (uncalibrated). The ``model`` that
+    made the labels goes into the image's OME ``Description`` (a sentence) and an
+    OME ``MapAnnotation`` in the namespace ``napari-segnet/model`` holding the keys
+    of :meth:`ModelIdentity.as_metadata`; Bio-Formats, QuPath and OMERO show both.
     """
     metadata: dict = {"axes": axes}
+    if model is not None:
+        metadata["Description"] = f"Instance labels made by napari-segnet with {model.describe()}."
+        values = {key: str(value) for key, value in model.as_metadata().items()}
+        metadata["MapAnnotation"] = {"Namespace": OME_NAMESPACE, **values}
     if spacing is None:
         return metadata, {}
     sizes = dict(zip(axes, (float(s) for s in spacing)))

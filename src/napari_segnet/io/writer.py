@@ -10,6 +10,7 @@ import tifffile
 
 from .atomic import atomic_path
 from .axes import AxesError
+from .model_identity import ModelIdentity
 
 LABEL_AXES = "TZYX"
 
@@ -26,12 +27,16 @@ def write_labels(
     axes: str | None = None,
     spacing: tuple[float, ...] | None = None,
     time_interval: float | None = None,
+    model: ModelIdentity | None = None,
 ) -> Path:
     """Write instance labels to an ImageJ-style TIFF, atomically.
 
     uint16 is used when every label fits, uint32 otherwise. Both carry an ImageJ
     description (axes, micrometre unit, z step, frame interval) and resolution
-    tags, so Fiji shows the same calibration as the source image.
+    tags, so Fiji shows the same calibration as the source image. The model
+    that made the labels, if given, is in the description too (``model=nuclei@2``,
+    ``model_name``, ``model_version``, ``model_sha256``: keys ImageJ ignores) and
+    in the image's Info, which Fiji shows under *Image > Show Info*.
 
     Parameters
     ----------
@@ -49,6 +54,8 @@ def write_labels(
         ``(z, y, x)``).
     time_interval : float, optional
         Seconds between frames, for data with a ``T`` axis.
+    model : ModelIdentity, optional
+        The model that made the labels.
 
     Returns
     -------
@@ -84,6 +91,10 @@ def write_labels(
             metadata["spacing"] = size["Z"]
     if time_interval is not None and "T" in axes:
         metadata["finterval"] = time_interval
+    info = {}
+    if model is not None:
+        metadata |= model.as_metadata()
+        info = {"Info": f"Instance labels made by napari-segnet with {model.describe()}."}
 
     path = Path(path)
     data = labels.astype(dtype, copy=False)
@@ -94,7 +105,7 @@ def write_labels(
                 data,
                 imagej=True,
                 resolution=resolution,
-                metadata=metadata,
+                metadata=metadata | info,
                 compression="zlib",
             )
         else:
@@ -110,6 +121,7 @@ def write_labels(
                 resolution=resolution,
                 resolutionunit="NONE",
                 compression="zlib",
+                extratags=tifffile.imagej_metadata_tag(info, "<") if info else (),
             )
     return path
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .label_rows import ClosedOrAborted, LabelRows
+from .model_identity import METADATA_KEY, ZARR_KEY, ModelIdentity
 
 CHUNK = 256
 SMALLEST_LEVEL = 256  # the pyramid stops once a level's longer side is at most this
@@ -45,6 +46,9 @@ class ZarrLabelsWriter(ClosedOrAborted):
         ``(y, x)`` pixel size in micrometres.
     name : str
         Name in the metadata.
+    model : ModelIdentity, optional
+        The model that made the labels, recorded in the group's attributes
+        (see :func:`model_attributes`).
 
     """
 
@@ -55,6 +59,7 @@ class ZarrLabelsWriter(ClosedOrAborted):
         *,
         spacing: tuple[float, float] | None = None,
         name: str = "labels",
+        model: ModelIdentity | None = None,
     ):
         import zarr
 
@@ -73,7 +78,7 @@ class ZarrLabelsWriter(ClosedOrAborted):
             )
             for k, f in enumerate(self.factors)
         ]
-        self._metadata = multiscales_metadata(name, self.factors, spacing)
+        self._metadata = multiscales_metadata(name, self.factors, spacing) | model_attributes(model)
         self._group = group
         self._rows = LabelRows(self.shape, CHUNK)  # a band is a row of level-0 chunks
         self._pending = [dict() for _ in self.factors]  # level -> {chunk row: rows so far}
@@ -116,6 +121,15 @@ class ZarrLabelsWriter(ClosedOrAborted):
             if chunk_top + written >= min(chunk_top + CHUNK, level.shape[0]):
                 level[chunk_top : chunk_top + written] = np.concatenate(rows)
                 del self._pending[k][chunk]
+
+
+def model_attributes(model: ModelIdentity | None) -> dict:
+    """Group attributes that record the model: ``{"napari-segnet": {"model": {...}}}``.
+
+    The inner mapping has the keys of :meth:`ModelIdentity.as_metadata`; NGFF readers
+    ignore attributes they do not know. Empty without a model.
+    """
+    return {} if model is None else {ZARR_KEY: {METADATA_KEY: model.as_metadata()}}
 
 
 def multiscales_metadata(name: str, factors: list[int], spacing, ndim: int = 2) -> dict:

@@ -8,9 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from napari_segnet.io.atomic import atomic_path, writable_destination
+from napari_segnet.io.model_identity import ModelIdentity, with_model_columns
 
 
-def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+def write_csv(
+    table: pd.DataFrame, path: str | os.PathLike, *, model: ModelIdentity | None = None
+) -> Path:
     """Write `table` to a CSV file atomically, without the index.
 
     The table is first written to a temporary file in the destination folder
@@ -23,6 +26,10 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
         The measurements, e.g. from :func:`napari_segnet.measure.measure`.
     path : str or os.PathLike
         The destination file. Its folder must already exist.
+    model : ModelIdentity, optional
+        The model that made the labels measured: every row gets the constant
+        columns ``model`` (``nuclei@2``) and ``model_sha256`` (the first 16 hex
+        digits of its weights hash), after the table's own columns.
 
     Returns
     -------
@@ -40,5 +47,5 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     # Checked up front so the user reads one clear sentence, not a temp-file name.
     destination = writable_destination(path)
     with atomic_path(destination) as temporary:
-        table.to_csv(temporary, index=False)
+        with_model_columns(table, model).to_csv(temporary, index=False)
     return destination

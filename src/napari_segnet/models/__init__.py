@@ -3,15 +3,18 @@
 from .checkpoint import ModelLoadError, load_model, read_model_config, read_model_file, save_model
 from .config import ModelConfig
 from .encoders import ENCODERS
+from .identity import ModelIdentity, model_identity
 from .network import SegNet, create_model, with_full_resolution_path, with_star_head
 
 __all__ = [
     "ENCODERS",
     "ModelConfig",
+    "ModelIdentity",
     "ModelLoadError",
     "SegNet",
     "create_model",
     "load_model",
+    "model_identity",
     "read_model_config",
     "read_model_file",
     "save_model",

@@ -33,6 +33,7 @@ from .model_card import CITATIONS, OUTPUT_DESCRIPTIONS, cover_image, model_card
 
 MIN_SIZE_STEPS = 8  # the smallest input edge, in the network's size multiples
 HALO = 32  # pixels a consumer that tiles should crop from each output tile's border
+TEST_TINT = (0.35, 0.55, 1.0)  # R, G, B of the colour test input: a blue (DAPI-like) stain
 LICENSE = "BSD-3-Clause"
 AUTHORS = ("napari-segnet contributors",)
 
@@ -138,6 +139,10 @@ def test_package(path: str | os.PathLike) -> str:
 def test_input(model) -> np.ndarray:
     """Return the test input: the bundled sample image cropped to the size multiple.
 
+    A network that reads three channels gets the sample as a colour image (a
+    blue stain as a colour camera records it), so the test shows that R, G and
+    B are scaled together, as declared.
+
     Returns
     -------
     ndarray of float32, shape (1, C, Y, X)
@@ -151,17 +156,21 @@ def test_input(model) -> np.ndarray:
     multiple = model.size_multiple
     height, width = (n - n % multiple for n in plane.shape)
     crop = plane[:height, :width].astype(np.float32)
+    if model.config.in_channels == 3:
+        return (crop[None, None] * np.array(TEST_TINT, np.float32)[None, :, None, None]).copy()
     return np.repeat(crop[None, None], model.config.in_channels, axis=1)
 
 
 def scale_range(batch: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
-    """Apply the package's preprocessing: percentiles of each image and channel to 0 and 1.
+    """Apply the package's preprocessing: percentiles of each image to 0 and 1.
 
     This is bioimageio's ``scale_range`` with ``eps = 1e-6``, which for
     images up to 1024 pixels a side gives napari-segnet's normalisation (of
-    images it need not invert) up to rounding.
+    images it need not invert) up to rounding. The channels of an image are
+    scaled together: R, G and B get the same low and high, so hue is kept, as
+    in napari-segnet (which takes them from the luminance, not from all three).
     """
-    low, high = np.percentile(batch, percentiles, axis=(2, 3), keepdims=True)
+    low, high = np.percentile(batch, percentiles, axis=(1, 2, 3), keepdims=True)
     return ((batch - low) / (high - low + 1e-6)).astype(np.float32)
 
 
@@ -187,7 +196,7 @@ def _write_files(model, provenance: dict[str, Any], folder: Path) -> dict[str, P
     for name, values in zip(output_names(model.config), outputs):
         files[name] = folder / f"test_output_{name}.npy"
         np.save(files[name], values)
-    normalised = scale_range(raw, model.config.normalise_percentiles)[0, 0]
+    normalised = scale_range(raw, model.config.normalise_percentiles)[0].mean(axis=0)
     files["cover"] = folder / "cover.png"
     cover = cover_image(normalised, outputs[0][0], width=min(512, raw.shape[-1]))
     imsave(files["cover"], cover, check_contrast=False)
@@ -258,11 +267,21 @@ def _inputs(spec, model, files: dict[str, Path]) -> list:
     smallest, step = _sizes(model)
     size = spec.ParameterizedSize(min=smallest, step=step)
     low, high = config.normalise_percentiles
+    scaled = [spec.AxisId("y"), spec.AxisId("x")]
+    description = (
+        "one image: fluorescence as it is, colour as luminance, brightfield "
+        "and H&E inverted (objects brighter than the background)"
+    )
+    if config.in_channels > 1:  # R, G, B scaled together, so hue is kept
+        scaled = [spec.AxisId("channel"), *scaled]
+        description = (  # at most 128 characters
+            "one image as R, G, B scaled together (grey: one plane in all three), brightfield "
+            "and H&E inverted (objects brighter)"
+        )
     return [
         spec.InputTensorDescr(
             id=spec.TensorId("input"),
-            description="one image: fluorescence as it is, colour as luminance, brightfield "
-            "and H&E inverted (objects brighter than the background)",
+            description=description,
             axes=[
                 spec.BatchAxis(),
                 spec.ChannelAxis(channel_names=[f"channel{i}" for i in range(config.in_channels)]),
@@ -274,7 +293,7 @@ def _inputs(spec, model, files: dict[str, Path]) -> list:
             preprocessing=[
                 spec.ScaleRangeDescr(
                     kwargs=spec.ScaleRangeKwargs(
-                        axes=[spec.AxisId("y"), spec.AxisId("x")],
+                        axes=scaled,
                         min_percentile=low,
                         max_percentile=high,
                         eps=1e-6,

@@ -133,7 +133,11 @@ def _read(path: str | os.PathLike, *, weights: bool):
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu", *, fuse: bool = False):
-    """Load a network from a model file, ready for inference (``eval`` mode).
+    """Load a network from a model file or name, ready for inference (``eval`` mode).
+
+    The network knows which model it is: ``model.identity`` is its
+    :class:`~napari_segnet.models.ModelIdentity` (name, version, weights hash;
+    see :func:`~napari_segnet.models.model_identity`), which outputs record.
 
     Parameters
     ----------
@@ -141,7 +145,9 @@ def load_model(path: str | os.PathLike, device: str = "cpu", *, fuse: bool = Fal
         A ``.safetensors`` model file, or a model exported by ``napari-segnet
         export-model`` as ``.onnx`` or as a BioImage Model Zoo ``.zip``
         package, which is run by onnxruntime
-        (:class:`~napari_segnet.models.onnx_model.OnnxModel`).
+        (:class:`~napari_segnet.models.onnx_model.OnnxModel`); or the name of a
+        bundled model (``nuclei``: its newest version, ``nuclei@1``: that
+        version) or of a user model.
     device : str or torch.device
         Where the network runs.
     fuse : bool
@@ -155,13 +161,16 @@ def load_model(path: str | os.PathLike, device: str = "cpu", *, fuse: bool = Fal
     provenance : dict
 
     """
+    from .identity import file_identity
     from .network import create_model
     from .onnx_model import is_exported, load_onnx_model
 
+    path = _model_file(path)
     if is_exported(path):
         return load_onnx_model(path, device)
 
     config, provenance, state = read_model_file(path)
+    identity = file_identity(path, config, provenance)
     try:
         model = create_model(config)
     except (TypeError, ValueError, RuntimeError) as error:
@@ -180,4 +189,29 @@ def load_model(path: str | os.PathLike, device: str = "cpu", *, fuse: bool = Fal
         from .network import fused_for_inference
 
         model = fused_for_inference(model)
+    model.identity = identity
     return model, provenance
+
+
+def _model_file(path: str | os.PathLike) -> str | os.PathLike:
+    """Return the file of a model name (``nuclei``, ``nuclei@1``, a user model), or the path.
+
+    Raises
+    ------
+    ModelLoadError
+        For a bundled model's unknown version, naming the versions there are.
+    """
+    from .bundled import BUNDLED, bundled_model, list_models, split_reference
+
+    if not isinstance(path, str) or Path(path).exists():
+        return path
+    models = list_models()
+    if path in models:
+        return models[path]
+    name, version = split_reference(path)
+    if version is not None and name in BUNDLED:
+        try:
+            bundled_model(path)  # raises, naming the versions there are
+        except ValueError as error:
+            raise ModelLoadError(str(error)) from None
+    return path

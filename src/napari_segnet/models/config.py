@@ -28,7 +28,18 @@ class ModelConfig:
     encoder : str
         A name from :data:`napari_segnet.models.encoders.ENCODERS`.
     in_channels : int
-        Number of image channels the network reads.
+        Number of image channels the network reads: 1 or 3. A one-channel
+        network sees every image as one normalised plane (colour as its
+        luminance). A three-channel network sees colour (H&E-like) images as
+        their R, G and B, each scaled with the *same* low and high (the
+        luminance's percentiles, so hue is kept) and inverted (``1 - x``) when
+        the background is bright, exactly as for one channel; a grey image is
+        given as the same normalised plane in all three channels (see
+        :func:`napari_segnet.inference.normalise.normalise`). The input is
+        channels-first, ``(batch, in_channels, y, x)``.
+    encoder_widths : tuple of int or None
+        Width of each stage of the compact encoder, finest first (None: its
+        default, 16–32–64–128). Other encoders have fixed widths.
     decoder_channels : tuple of int
         Width of each decoder stage, deepest first; one per encoder skip
         (None: the encoder's default, see :data:`DEFAULT_DECODER_CHANNELS`).
@@ -41,8 +52,13 @@ class ModelConfig:
     normalise_percentiles : tuple of float
         Low and high percentiles mapped to 0 and 1 before the network.
     object_diameter_px : float or None
-        Median object diameter in the training data, used to rescale images of
-        other magnifications.
+        The object diameter the network expects: the median in the training
+        data, or, for size-normalised training, the diameter every training
+        image was rescaled to. Images of other magnifications are rescaled to it.
+    object_diameter_tolerance : float
+        Objects up to this factor smaller or larger than ``object_diameter_px``
+        are segmented as they are (the training augmentation covered them);
+        further away, automatic sizing rescales the image.
     name : str
         Short human-readable name.
     instance_settings : dict
@@ -69,11 +85,13 @@ class ModelConfig:
 
     encoder: str = "compact"
     in_channels: int = 1
+    encoder_widths: tuple[int, ...] | None = None
     decoder_channels: tuple[int, ...] | None = None
     full_resolution_channels: int = 0
     semantic_classes: tuple[str, ...] = ()
     normalise_percentiles: tuple[float, float] = (1.0, 99.8)
     object_diameter_px: float | None = None
+    object_diameter_tolerance: float = 1.5
     name: str = "custom"
     instance_settings: dict[str, float] = field(default_factory=dict)
     instance_classes: tuple[str, ...] = field(default=INSTANCE_CLASSES)
@@ -92,6 +110,12 @@ class ModelConfig:
                 "object_diameter_px",
             ),
             (len(self.instance_classes) != 3, "instance_classes"),
+            (not self.object_diameter_tolerance >= 1, "object_diameter_tolerance"),
+            (
+                self.encoder_widths is not None
+                and (self.encoder != "compact" or len(self.encoder_widths) < 2),
+                "encoder_widths",
+            ),
         ]
         bad = [name for wrong, name in problems if wrong]
         if bad:
@@ -156,10 +180,17 @@ class ModelConfig:
         for key in ("semantic_classes", "normalise_percentiles", "instance_classes", "heads"):
             if key in values:
                 values[key] = tuple(values[key])
-        if values.get("decoder_channels") is not None:
-            values["decoder_channels"] = tuple(values["decoder_channels"])
+        for key in ("decoder_channels", "encoder_widths"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
         return cls(**values)
 
 
 # Settings that newer releases added, with the value that means "as before".
-_LATER_DEFAULTS = {"heads": ("classes",), "star_rays": 32, "instance_method": "watershed"}
+_LATER_DEFAULTS = {
+    "heads": ("classes",),
+    "star_rays": 32,
+    "instance_method": "watershed",
+    "encoder_widths": None,
+    "object_diameter_tolerance": 1.5,
+}

@@ -36,6 +36,9 @@ class Encoder(nn.Module):
     strides: tuple[int, ...]
 
 
+COMPACT_WIDTHS = (16, 32, 64, 128)
+
+
 class CompactEncoder(Encoder):
     """A small encoder that spends no convolutions at full resolution.
 
@@ -46,7 +49,7 @@ class CompactEncoder(Encoder):
     decoder's logits are interpolated back to full resolution.
     """
 
-    def __init__(self, in_channels: int, widths: tuple[int, ...] = (16, 32, 64, 128)):
+    def __init__(self, in_channels: int, widths: tuple[int, ...] = COMPACT_WIDTHS):
         super().__init__()
         self.stages = nn.ModuleList([ConvBlock(in_channels, widths[0], stride=2)])
         for previous, width in itertools.pairwise(widths):
@@ -165,10 +168,25 @@ ENCODERS: dict[str, EncoderBuilder] = {
 }
 
 
-def create_encoder(name: str, in_channels: int, weights_path: Path | None = None) -> Encoder:
-    """Build an encoder by name; ``weights_path`` is a local ImageNet weights file."""
+def create_encoder(
+    name: str,
+    in_channels: int,
+    weights_path: Path | None = None,
+    widths: tuple[int, ...] | None = None,
+) -> Encoder:
+    """Build an encoder by name.
+
+    ``weights_path`` is a local ImageNet weights file (torchvision encoders);
+    ``widths`` sets the stages of the compact encoder (None: its default).
+    """
     if name not in ENCODERS:
         raise ValueError(f"Unknown encoder {name!r}; choose from {', '.join(ENCODERS)}.")
-    if name == "compact" and weights_path is not None:
-        raise ValueError("The compact encoder has no ImageNet weights; leave the weights file out.")
+    if name == "compact":
+        if weights_path is not None:
+            raise ValueError(
+                "The compact encoder has no ImageNet weights; leave the weights file out."
+            )
+        return CompactEncoder(in_channels, tuple(widths or COMPACT_WIDTHS))
+    if widths is not None:
+        raise ValueError(f"The {name} encoder has fixed widths; leave encoder_widths out.")
     return ENCODERS[name](in_channels, weights_path)

@@ -143,6 +143,11 @@ def _training_lines(provenance: dict[str, Any]) -> list[str]:
     if not provenance:
         return ["No training provenance was recorded."]
     lines = []
+    source = provenance.get("source_model")
+    if isinstance(source, dict) and source.get("model_sha256"):
+        lines.append(
+            f"- exported from: {source.get('model')} (weights SHA-256 `{source['model_sha256']}`)"
+        )
     for key in ("data", "train_images", "command", "epoch", "training_seconds"):
         if key in provenance:
             lines.append(f"- {key.replace('_', ' ')}: {provenance[key]}")

@@ -36,9 +36,11 @@ class SegNet(nn.Module):
     def __init__(self, config: ModelConfig, encoder_weights: Path | None = None):
         super().__init__()
         self.config = config
-        self.encoder = create_encoder(config.encoder, config.in_channels, encoder_weights)
+        self.encoder = create_encoder(
+            config.encoder, config.in_channels, encoder_weights, config.encoder_widths
+        )
         skips = list(self.encoder.channels[:-1])[::-1]
-        widths = list(config.decoder_channels or DEFAULT_DECODER_CHANNELS[config.encoder])
+        widths = list(config.decoder_channels or default_decoder_channels(config))
         if len(widths) != len(skips):
             raise ValueError(
                 f"decoder_channels needs {len(skips)} entries for encoder {config.encoder!r}."
@@ -92,6 +94,13 @@ class SegNet(nn.Module):
         return out
 
 
+def default_decoder_channels(config: ModelConfig) -> tuple[int, ...]:
+    """Return the decoder widths for a config that gives none: the encoder's, or mirrored."""
+    if config.encoder_widths is not None:
+        return tuple(config.encoder_widths[-2::-1])  # each stage as wide as its skip
+    return DEFAULT_DECODER_CHANNELS[config.encoder]
+
+
 def create_model(config: ModelConfig, encoder_weights: Path | None = None) -> SegNet:
     """Build a network from its config (randomly initialised unless weights are given)."""
     return SegNet(config, encoder_weights)
@@ -143,6 +152,49 @@ def with_full_resolution_path(model: SegNet, channels: int = 8) -> SegNet:
         raise ValueError("This model's encoder already has features at full resolution.")
     changes = {"full_resolution_channels": channels}
     return _extended(model, changes, new_modules=("full_resolution.", "refine."))
+
+
+def with_rgb_input(model: SegNet) -> SegNet:
+    """Return a copy of a one-channel ``model`` that reads colour as R, G, B.
+
+    The convolutions that see the input (the encoder's first and, if the model
+    has one, the full-resolution path's first) get three input channels, each
+    with the one-channel weights divided by 3. A grey image given as the same
+    plane in all three channels (as
+    :func:`~napari_segnet.inference.normalise.normalise` gives grey images to
+    such a network) then gives the same outputs as before, up to float
+    rounding, so a long-trained grey network can go on training on colour.
+    Every other weight is kept; ``config.in_channels`` becomes 3. A model that
+    already reads three channels is returned as it is.
+
+    Raises
+    ------
+    ValueError
+        For a model that reads neither one channel nor three.
+
+    """
+    from dataclasses import replace
+
+    channels = model.config.in_channels
+    if channels == 3:
+        return model
+    if channels != 1:
+        raise ValueError(f"Only a one-channel model can be given colour input, not {channels}.")
+    rgb = create_model(replace(model.config, in_channels=3))
+    wanted = rgb.state_dict()
+    state = {}
+    for key, value in model.state_dict().items():
+        shape = wanted[key].shape if key in wanted else None
+        if shape is not None and value.shape != shape:
+            if value.ndim != 4 or tuple(shape) != (value.shape[0], 3, *value.shape[2:]):
+                raise ValueError(f"The model's weights do not fit a colour network ({key}).")
+            value = value.repeat(1, 3, 1, 1) / 3  # equal channels sum to the grey response
+        state[key] = value
+    rgb.load_state_dict(state)
+    parameter = next(model.parameters(), None)
+    if parameter is not None:
+        rgb.to(parameter.device)
+    return rgb.train(model.training)
 
 
 def _extended(model: SegNet, changes: dict, new_modules: tuple[str, ...]) -> SegNet:

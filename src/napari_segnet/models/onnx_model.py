@@ -114,6 +114,10 @@ def load_onnx_model(
     Returns
     -------
     model : OnnxModel
+        With its ``identity``: named after its config, versioned as its
+        provenance says, and hashed over the ONNX file (the one inside a
+        ``.zip`` package) rather than over its tensors; see
+        :func:`~napari_segnet.models.model_identity`.
     provenance : dict
 
     Raises
@@ -122,11 +126,14 @@ def load_onnx_model(
         If the file is not a model exported by napari-segnet.
 
     """
+    from .identity import exported_identity
+
     path = Path(path)
     data = read_onnx_bytes(path)
     session = create_session(data, device, threads=threads, name=path.name)
     config, provenance, multiple = _metadata(session.get_modelmeta().custom_metadata_map, path)
     model = OnnxModel(session, config, multiple, path.name)
+    model.identity = exported_identity(path, config, provenance, data)
     if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in session.get_providers():
         model.to(device)
     return model.eval(), provenance

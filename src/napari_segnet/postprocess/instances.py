@@ -22,13 +22,28 @@ class InstanceSettings:
     foreground_threshold : float
         Interior + boundary probability above which a pixel belongs to an object.
     min_size : int
-        Objects smaller than this many pixels are removed.
+        Objects smaller than this many pixels are removed; pixels as the network
+        sees them, so that it means the same at every zoom (see :meth:`at_zoom`).
 
     """
 
     seed_threshold: float = 0.5
     foreground_threshold: float = 0.5
     min_size: int = 15
+
+    def at_zoom(self, zoom: float) -> InstanceSettings:
+        """Return these settings for an image the network saw zoomed by ``zoom``.
+
+        The network's pixel is ``1 / zoom²`` of the image's in area, so the
+        minimum size shrinks (zoom > 1) or grows (zoom < 1) by that factor: an
+        image at half the magnification, zoomed by 2, loses the same objects as
+        one taken at the model's own size.
+        """
+        if zoom == 1:
+            return self
+        from dataclasses import replace
+
+        return replace(self, min_size=round(self.min_size / zoom**2))
 
 
 def probabilities_to_instances(

@@ -18,10 +18,17 @@ from .settings import VALIDATION_FRACTION
 from .star_targets import STAR_GRID, star_targets
 from .targets import instance_targets
 
+COLOUR_JITTER = 0.1  # per-channel gain of colour crops: 1 ± this at most
+
 
 @dataclass
 class Pair:
-    """One normalised 2-D training image and its instance labels."""
+    """One normalised training image and its instance labels.
+
+    ``image`` is ``(Y, X)`` float32 for a network that reads one channel and
+    channels-first ``(C, Y, X)`` for one that reads C (see
+    :func:`~napari_segnet.inference.normalise.normalise`); ``labels`` is ``(Y, X)``.
+    """
 
     image: np.ndarray
     labels: np.ndarray
@@ -46,12 +53,24 @@ def make_pair(
     name: str = "",
     group: str = "",
     percentiles: tuple[float, float] = (1.0, 99.8),
+    channels: int = 1,
 ) -> Pair:
-    """Normalise an in-memory image (2-D or RGB) and pair it with its labels."""
+    """Normalise an in-memory image (2-D or RGB) and pair it with its labels.
+
+    ``channels`` is what the network reads (its ``config.in_channels``): 1 gives
+    a ``(Y, X)`` image (colour as luminance), 3 a ``(3, Y, X)`` one (colour as R,
+    G, B, grey in every channel).
+    """
     labels = np.asarray(labels)
     if labels.shape != image.shape[:2]:
         raise ValueError(f"Image {image.shape} and labels {labels.shape} of {name!r} differ.")
-    return Pair(normalise(image, percentiles), labels.astype(np.int32), name, group)
+    plane = normalise(image, percentiles, channels=channels)
+    return Pair(plane, labels.astype(np.int32), name, group)
+
+
+def image_channels(image: np.ndarray) -> int:
+    """Channels of a normalised image: 1 for ``(Y, X)``, C for ``(C, Y, X)``."""
+    return 1 if image.ndim == 2 else int(image.shape[0])
 
 
 def load_pairs(
@@ -60,8 +79,12 @@ def load_pairs(
     *,
     channel: int = 0,
     percentiles=(1.0, 99.8),
+    channels: int = 1,
 ) -> list[Pair]:
     """Load ``images/<stem>.tif`` with ``masks/<stem>.tif`` for every stem in both folders.
+
+    Images are normalised for a network that reads ``channels`` channels (see
+    :func:`make_pair`).
 
     Raises
     ------
@@ -73,8 +96,9 @@ def load_pairs(
     for stem, image_path, mask_path in pair_paths(images_dir, masks_dir):
         image = read_image(image_path)
         plane = plane_for_training(image.data, image.axes, channel)
+        labels = read_image(mask_path).data
         pairs.append(
-            make_pair(plane, read_image(mask_path).data, name=stem, percentiles=percentiles)
+            make_pair(plane, labels, name=stem, percentiles=percentiles, channels=channels)
         )
     return pairs
 
@@ -163,10 +187,10 @@ def split_pairs(
         axis = int(pair.labels.shape[1] > pair.labels.shape[0])  # the longer side
         cut = round(pair.labels.shape[axis] * (1 - fraction))
         for part, store in ((slice(0, cut), train), (slice(cut, None), validation)):
-            index = (slice(None), part) if axis else (part,)
+            index = (slice(None), part) if axis else (part, slice(None))
             labels = pair.labels[index]
-            if labels.size:
-                store.append(Pair(pair.image[index], labels, pair.name, pair.group))
+            if labels.size:  # images may be channels-first: cut their last two axes
+                store.append(Pair(pair.image[(..., *index)], labels, pair.name, pair.group))
     return train, validation
 
 
@@ -177,8 +201,49 @@ def median_diameter(pairs: list[Pair]) -> float | None:
     return round(float(2 * np.sqrt(np.median(areas) / np.pi)), 1) if areas.size else None
 
 
+def size_normalised(pairs: list[Pair], diameter: float) -> list[Pair]:
+    """Rescale every pair so that its median object has ``diameter`` pixels.
+
+    Each pair is :func:`zoomed`; a pair without objects is kept as it is.
+    """
+    normalised = []
+    for pair in pairs:
+        own = median_diameter([pair])
+        normalised.append(zoomed(pair, diameter / own) if own else pair)
+    return normalised
+
+
+def zoomed(pair: Pair, scale: float) -> Pair:
+    """Return a pair as if imaged at ``scale`` times the magnification.
+
+    The image is resized with linear interpolation (smoothed first when it
+    shrinks, so that fine texture does not alias; each channel of a
+    channels-first image on its own), the labels with the nearest label.
+    """
+    from skimage.transform import resize
+
+    shape = tuple(max(1, round(n * scale)) for n in pair.labels.shape)
+    if pair.image.ndim == 3:
+        image = np.stack(
+            [resize(plane, shape, order=1, anti_aliasing=scale < 1) for plane in pair.image]
+        )
+    else:
+        image = resize(pair.image, shape, order=1, anti_aliasing=scale < 1)
+    labels = resize(pair.labels, shape, order=0, preserve_range=True, anti_aliasing=False)
+    return Pair(image.astype(np.float32), labels.astype(np.int32), pair.name, pair.group)
+
+
 class AugmentedSampler:
     """Random crops with scale jitter, flips, 90° rotations, intensity jitter and noise.
+
+    Images may be ``(Y, X)`` or channels-first ``(C, Y, X)`` (all pairs alike):
+    every channel of a crop is zoomed, turned and flipped with its labels, and
+    gets the same brightness, contrast and gamma; colour images (C = 3) also get
+    a small gain of their own per channel (stain and white-balance variation).
+
+    A share ``object_centred`` of the crops is placed on a randomly chosen
+    object (anywhere in the crop's middle half), so that sparse images still
+    give crops with objects in them; the rest are placed anywhere.
 
     With ``star_rays``, each crop also gets star-convex targets
     (:func:`~napari_segnet.training.star_targets.star_targets`), computed on the
@@ -197,10 +262,13 @@ class AugmentedSampler:
         seed: int = 0,
         star_rays: int | None = None,
         star_grid: int = STAR_GRID,
+        object_centred: float = 0.0,
     ):
         if not pairs:
             raise ValueError("There are no training images.")
         self.pairs, self.crop, self.scale_range = pairs, crop, scale_range
+        self.object_centred = object_centred
+        self._centres: dict[int, np.ndarray] = {}
         self.star_rays, self.star_grid = star_rays, star_grid
         p = np.ones(len(pairs)) if weights is None else np.asarray(weights, float)
         self.probabilities = p / p.sum()
@@ -212,14 +280,15 @@ class AugmentedSampler:
         Returns
         -------
         tuple
-            ``(images (N,1,Y,X), classes (N,Y,X), weights (N,Y,X))``; with
+            ``(images (N,C,Y,X), classes (N,Y,X), weights (N,Y,X))`` (C = 1 for
+            ``(Y, X)`` images); with
             ``star_rays`` also ``star_prob (N,Y,X)`` and ``star_dist (N,R,Y/g,X/g)``
             (g = ``star_grid``).
 
         """
         images, classes, weights, star_prob, star_dist = [], [], [], [], []
         for index in self.rng.choice(len(self.pairs), size=batch_size, p=self.probabilities):
-            image, labels = self._crop(self.pairs[index])
+            image, labels = self._crop(index)
             image = self._intensity(image)
             target, weight = instance_targets(labels)
             images.append(image)
@@ -229,43 +298,77 @@ class AugmentedSampler:
                 prob, dist = star_targets(labels, self.star_rays, self.star_grid)
                 star_prob.append(prob)
                 star_dist.append(dist)
-        batch = np.stack(images)[:, None], np.stack(classes), np.stack(weights)
+        images = np.stack(images)
+        if images.ndim == 3:  # (N, Y, X): one channel
+            images = images[:, None]
+        batch = images, np.stack(classes), np.stack(weights)
         if self.star_rays:
             batch += np.stack(star_prob), np.stack(star_dist)
         return batch
 
-    def _crop(self, pair: Pair):
-        rng, crop = self.rng, self.crop
+    def _crop(self, index: int):
+        rng, crop, pair = self.rng, self.crop, self.pairs[index]
         scale = float(np.exp(rng.uniform(*np.log(self.scale_range))))
         source = max(8, round(crop / scale))  # crop this much, then resize to `crop`
         image, labels = _pad_to(pair.image, source), _pad_to(pair.labels, source)
-        y = rng.integers(0, image.shape[0] - source + 1)
-        x = rng.integers(0, image.shape[1] - source + 1)
+        y, x = self._corner(index, image.shape[-2:], source)
         image, labels = (
-            image[y : y + source, x : x + source],
+            image[..., y : y + source, x : x + source],
             labels[y : y + source, x : x + source],
         )
         if source != crop:
             zoom = crop / source
-            image = ndimage.zoom(image, zoom, order=1, grid_mode=True, mode="nearest")
+            options = dict(order=1, grid_mode=True, mode="nearest")
+            if image.ndim == 3:  # each channel as a plane
+                image = np.stack([ndimage.zoom(plane, zoom, **options) for plane in image])
+            else:
+                image = ndimage.zoom(image, zoom, **options)
             labels = ndimage.zoom(labels, zoom, order=0, grid_mode=True, mode="nearest")
-            image, labels = image[:crop, :crop], labels[:crop, :crop]
+            image, labels = image[..., :crop, :crop], labels[:crop, :crop]
         k = rng.integers(4)
-        image, labels = np.rot90(image, k), np.rot90(labels, k)
+        image, labels = np.rot90(image, k, axes=(-2, -1)), np.rot90(labels, k)
         if rng.random() < 0.5:
-            image, labels = image[:, ::-1], labels[:, ::-1]
+            image, labels = image[..., ::-1], labels[:, ::-1]
         return np.ascontiguousarray(image), np.ascontiguousarray(labels)
+
+    def _corner(self, index: int, shape: tuple[int, int], source: int) -> tuple[int, int]:
+        """Top-left corner of a crop of ``source`` pixels: on an object or anywhere."""
+        rng = self.rng
+        highest = (shape[0] - source, shape[1] - source)
+        if self.object_centred and rng.random() < self.object_centred:
+            centres = self._object_centres(index)
+            if len(centres):
+                centre = centres[rng.integers(len(centres))]
+                offset = rng.uniform(0.25, 0.75, 2) * source
+                return tuple(
+                    int(np.clip(round(c - o), 0, h))
+                    for c, o, h in zip(centre, offset, highest, strict=True)
+                )
+        return int(rng.integers(0, highest[0] + 1)), int(rng.integers(0, highest[1] + 1))
+
+    def _object_centres(self, index: int) -> np.ndarray:
+        if index not in self._centres:
+            boxes = ndimage.find_objects(self.pairs[index].labels)
+            self._centres[index] = np.array(
+                [[(b.start + b.stop) / 2 for b in box] for box in boxes if box is not None]
+            )
+        return self._centres[index]
 
     def _intensity(self, image: np.ndarray) -> np.ndarray:
         rng = self.rng
         image = image * rng.uniform(0.7, 1.3) + rng.uniform(-0.1, 0.1)
         gamma = float(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
         image = np.sign(image) * np.abs(image) ** gamma
+        if image.ndim == 3 and image.shape[0] == 3:  # colour: a little per-channel gain
+            image = image * rng.uniform(1 - COLOUR_JITTER, 1 + COLOUR_JITTER, (3, 1, 1))
         if rng.random() < 0.5:
             image = image + rng.normal(0, rng.uniform(0, 0.08), image.shape)
         return image.astype(np.float32)
 
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
-    pad = [(0, max(0, size - n)) for n in array.shape[:2]]
-    return np.pad(array, pad, mode="constant") if any(p for _, p in pad) else array
+    """Zero-pad the last two axes (rows, columns) to at least ``size``."""
+    pad = [(0, max(0, size - n)) for n in array.shape[-2:]]
+    if not any(p for _, p in pad):
+        return array
+    return np.pad(array, [(0, 0)] * (array.ndim - 2) + pad, mode="constant")

@@ -16,8 +16,9 @@ from napari_segnet.metrics import evaluate
 from napari_segnet.models.checkpoint import save_model
 from napari_segnet.progress import Progress
 
-from .data import AugmentedSampler, Pair
+from .data import AugmentedSampler, Pair, image_channels
 from .losses import segmentation_loss, star_loss
+from .resume import restore_best_model
 from .settings import TrainSettings, default_settings
 
 __all__ = ["TrainSettings", "default_settings", "iter_train", "validate"]
@@ -42,8 +43,9 @@ def iter_train(
     3-class loss, and ``loss_star``, :func:`~napari_segnet.training.losses.star_loss`)
     and per validation (``info`` has ``ap50``, ``ap_mean`` and ``best``). Closing
     the generator stops training; the best model so far stays in ``out``. A
-    resume file (``<out>.resume.pt``) is written each epoch; pass it as
-    ``resume`` to continue where training stopped.
+    resume file (``<out>.resume.pt``) is written each epoch; pass it, or its
+    compact copy (:func:`~napari_segnet.training.resume.write_compact_resume`),
+    as ``resume`` to continue where training stopped.
 
     Returns
     -------
@@ -54,6 +56,7 @@ def iter_train(
     import torch
 
     out = Path(out)
+    _check_channels(model.config.in_channels, [*train, *validation])
     device = device or torch.device("cpu")
     torch.manual_seed(settings.seed)
     model.to(device).to(memory_format=torch.channels_last)
@@ -74,9 +77,11 @@ def iter_train(
         saved = torch.load(Path(resume), map_location="cpu", weights_only=True)
         _check_same_run(saved.get("settings", {}), asdict(settings), Path(resume))
         model.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
+        if "optimiser" in saved:  # a compact resume file has none (see training.resume)
+            optimiser.load_state_dict(saved["optimiser"])
         schedule.load_state_dict(saved["schedule"])
         state = saved["state"]
+        restore_best_model(saved, out)
 
     provenance = {**(provenance or {}), "settings": asdict(settings)}
     star_rays = model.config.star_rays if model.config.has_star_head else None
@@ -85,6 +90,8 @@ def iter_train(
         sampler = AugmentedSampler(
             train,
             crop=settings.crop,
+            scale_range=settings.scale_range,
+            object_centred=settings.object_centred,
             weights=sample_weights,
             seed=settings.seed * 100_003 + epoch,
             star_rays=star_rays,
@@ -141,6 +148,16 @@ def iter_train(
         "best_epoch": state["best_epoch"],
         "history": state["history"],
     }
+
+
+def _check_channels(expected: int, pairs: list[Pair]) -> None:
+    """Refuse pairs normalised for another number of channels than the network reads."""
+    found = sorted({image_channels(pair.image) for pair in pairs})
+    if found and found != [expected]:
+        raise ValueError(
+            f"The network reads {expected} channel(s) but the training images have "
+            f"{' and '.join(map(str, found))}: make the pairs with channels={expected}."
+        )
 
 
 def _check_same_run(saved: dict, current: dict, path: Path) -> None:

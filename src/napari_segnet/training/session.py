@@ -140,7 +140,9 @@ def model_and_pairs(
         A model file to fine-tune, or None for a new network whose object size is
         the labels' median diameter.
     load : callable
-        ``load(percentiles)`` returns the training pairs normalised with those percentiles.
+        ``load(percentiles, channels)`` returns the training pairs normalised with
+        those percentiles for a network that reads ``channels`` channels (the
+        model's ``config.in_channels``: a fine-tuned colour model gets colour pairs).
     encoder : str
         Encoder of a new network.
     name : str, optional
@@ -162,7 +164,7 @@ def model_and_pairs(
     else:
         model, _ = load_model(start)
         config = replace(model.config, name=name or model.config.name)
-    pairs = load(config.normalise_percentiles)
+    pairs = load(config.normalise_percentiles, config.in_channels)
     if start is None:
         config = replace(config, object_diameter_px=median_diameter(pairs))
         model = create_model(config, encoder_weights=encoder_weights)
@@ -188,16 +190,14 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
     yield Progress(0, 1, "preparing the data")
     device = select_device(request.device)
 
-    def load(percentiles):
+    def load(percentiles, channels):
         pairs = []
         for source in request.sources:
+            options = dict(percentiles=percentiles, channels=channels)
             if isinstance(source, FolderSource):
-                pairs += load_pairs(*source.folders, percentiles=percentiles)
+                pairs += load_pairs(*source.folders, **options)
             else:
-                pair = make_pair(
-                    source.image, source.labels, name=source.name, percentiles=percentiles
-                )
-                pairs.append(pair)
+                pairs.append(make_pair(source.image, source.labels, name=source.name, **options))
         return pairs
 
     model, pairs = model_and_pairs(

@@ -25,6 +25,11 @@ class TrainSettings:
         AdamW settings; the learning rate follows a one-cycle cosine schedule.
     dice_weight : float
         Weight of the soft Dice term next to the weighted cross-entropy.
+    scale_range : tuple of float
+        Range of the random zoom of each crop (drawn log-uniformly).
+    object_centred : float
+        Share of crops placed on a randomly chosen object; the others are
+        placed anywhere (see :class:`~napari_segnet.training.data.AugmentedSampler`).
     freeze_encoder : bool
         Train only the decoder and classifier (transfer learning).
     seed : int
@@ -39,6 +44,8 @@ class TrainSettings:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     dice_weight: float = 1.0
+    scale_range: tuple[float, float] = (0.6, 1.6)
+    object_centred: float = 0.0
     freeze_encoder: bool = False
     seed: int = 0
 

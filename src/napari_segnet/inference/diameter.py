@@ -1,0 +1,160 @@
+"""Estimate the typical object diameter of an image, so that it can be rescaled to the model's.
+
+A network sees objects best at the size it was trained at
+(``config.object_diameter_px``). Users rarely know their nuclei's diameter in
+pixels, and a lab imaging at 20× instead of 40× halves it. So segmentation
+first measures it: the network segments a window of the image (at most
+``WINDOW`` pixels square, from its centre) as it is; the median
+equivalent diameter of the objects found gives the zoom to the trained size.
+When that zoom is large, the objects found at the wrong size are unreliable,
+so the window is segmented once more at that zoom and measured again. A model
+sees sizes within ``config.object_diameter_tolerance`` of its own well, so no
+rescaling happens there (and a whole small image's first pass is its result).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_segnet.progress import Progress
+
+AUTO = "auto"
+WINDOW = 512  # edge of the window measured, in the network's pixels
+MIN_OBJECTS = 5  # fewer objects away from the window's edge: edge objects count too
+FALLBACK_ZOOMS = (0.5, 2.0)  # tried in turn when the first pass finds nothing
+
+
+@dataclass(frozen=True)
+class DiameterEstimate:
+    """What :func:`iter_estimate_diameter` measured.
+
+    Attributes
+    ----------
+    diameter : float or None
+        Median equivalent diameter of the objects, in the image's pixels (None:
+        no object was found, and the image is segmented as it is).
+    objects : int
+        How many objects the median is over.
+    scale : float
+        Zoom that brings the objects to the model's size; 1 within the model's
+        tolerance.
+    first_pass : tuple or None
+        ``(labels, probabilities)`` of the first pass when it covered the
+        whole plane at zoom 1 and no rescaling is needed: the plane's result.
+
+    """
+
+    diameter: float | None
+    objects: int
+    scale: float = 1.0
+    first_pass: tuple | None = None
+
+    def describe(self) -> str:
+        """E.g. ``'estimated object diameter 23.4 px (118 objects), zoom 0.73'``."""
+        if self.diameter is None:
+            return "no objects found to estimate their diameter: the image was not rescaled"
+        zoom = f", zoom {self.scale:.2f}" if self.scale != 1.0 else ", not rescaled"
+        return f"estimated object diameter {self.diameter:.1f} px ({self.objects} objects){zoom}"
+
+
+def zoom_for(model, diameter: float | None) -> float:
+    """Zoom that brings objects of ``diameter`` pixels to the model's size (1 within tolerance)."""
+    trained = getattr(model.config, "object_diameter_px", None)
+    if not diameter or not trained:
+        return 1.0
+    zoom = float(trained / diameter)
+    tolerance = getattr(model.config, "object_diameter_tolerance", 1.5)
+    return 1.0 if 1 / tolerance <= zoom <= tolerance else zoom
+
+
+def median_object_diameter(labels: np.ndarray) -> tuple[float | None, int]:
+    """Median equivalent diameter of the objects in a label image, and how many.
+
+    Objects touching the edge are cut, so they are left out when at least
+    :data:`MIN_OBJECTS` others remain.
+    """
+    areas = np.bincount(labels.ravel())
+    present = areas > 0
+    present[0] = False
+    edge = np.zeros_like(present)
+    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        edge[np.unique(border)] = True
+    inner = present & ~edge
+    chosen = inner if inner.sum() >= MIN_OBJECTS else present
+    if not chosen.any():
+        return None, 0
+    return float(2 * np.sqrt(np.median(areas[chosen]) / np.pi)), int(chosen.sum())
+
+
+def central_window(shape: tuple[int, int], size: int) -> tuple[slice, slice]:
+    """Return the centred region of at most ``size`` × ``size`` pixels of a plane."""
+    return tuple(
+        slice(max(0, (n - size) // 2), max(0, (n - size) // 2) + min(n, size)) for n in shape
+    )
+
+
+def iter_estimate_diameter(
+    model,
+    plane,
+    *,
+    device=None,
+    window: int = WINDOW,
+    **segment_options,
+) -> Generator[Progress, None, DiameterEstimate]:
+    """Measure the typical object diameter of a normalised plane; yield progress.
+
+    Parameters
+    ----------
+    model : SegNet
+        The network that will segment the plane (its size and tolerance are
+        read from its config).
+    plane : array-like, shape (Y, X) or (C, Y, X)
+        The normalised plane (channels-first for a network that reads several);
+        only a central window of about ``window`` pixels square is read
+        (``plane[..., rows, columns]``), so it may be a lazy array of any size.
+    device : torch.device, optional
+        Where the model runs.
+    window : int
+        Edge of the measured window in the network's pixels.
+    **segment_options
+        Passed to :func:`~napari_segnet.inference.segment.segment_normalised`
+        (tiling and instance thresholds, so a first pass over a whole plane
+        equals its segmentation).
+
+    Returns
+    -------
+    DiameterEstimate
+
+    """
+    from .segment import segment_normalised
+
+    rows, columns = central_window(plane.shape[-2:], window)
+    sample = np.asarray(plane[..., rows, columns], dtype=np.float32)
+    whole = sample.shape[-2:] == tuple(plane.shape[-2:])
+
+    def measure(zoom: float):
+        # Keep the network's input within `window` pixels square.
+        part = central_window(sample.shape[-2:], max(32, int(window / max(zoom, 1.0))))
+        result = yield from segment_normalised(
+            model, sample[(..., *part)], device=device, scale=zoom, **segment_options
+        )
+        return (*median_object_diameter(result[0]), result)
+
+    diameter, objects, first = yield from measure(1.0)
+    for zoom in FALLBACK_ZOOMS:
+        if diameter is not None:
+            break
+        diameter, objects, _ = yield from measure(zoom)
+    if diameter is None:
+        return DiameterEstimate(None, 0)
+    zoom = zoom_for(model, diameter)
+    if zoom != 1.0:  # measured at the wrong size: measure again near the right one
+        again, found, _ = yield from measure(zoom)
+        if again is not None:
+            diameter, objects = again, found
+            zoom = zoom_for(model, diameter)
+    reuse = first if whole and zoom == 1.0 else None
+    return DiameterEstimate(round(diameter, 1), objects, zoom, reuse)

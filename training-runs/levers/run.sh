@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Lever ranking: short runs of equal steps (so of near-equal CPU time: the log's cpu_seconds)
+# on a mid-size network (compact encoder 24-48-96-192, 12-channel full-resolution path,
+# 1.10 M parameters), one core each, seed 0, 15 epochs x 40 steps of 8 crops of 256².
+#   training-runs/levers/run.sh ARM      (ARM: baseline | centred | sizenorm | sizenorm-centred)
+set -euo pipefail
+cd "$(dirname "$0")"
+arm=$1
+common=(--data ../../../shared/data/dsb2018/train --epochs 15 --steps 40 --learning-rate 2e-3
+        --seed 0 --encoder-widths 24,48,96,192 --full-resolution 12)
+case $arm in
+    baseline) extra=() ;;
+    centred) extra=(--object-centred 0.9) ;;
+    sizenorm) extra=(--size-normalise 17 --scale-range 0.625,1.6) ;;
+    sizenorm-centred) extra=(--size-normalise 17 --scale-range 0.625,1.6 --object-centred 0.9) ;;
+    *) echo "unknown arm $arm" >&2; exit 2 ;;
+esac
+mkdir -p "$arm"
+OMP_NUM_THREADS=1 PYTHONPATH=../../src ../../.venv/bin/python ../../scripts/train_nuclei.py \
+    "${common[@]}" "${extra[@]}" --out "$arm/$arm.safetensors" > "$arm/log.jsonl" 2> "$arm/stderr.txt"
