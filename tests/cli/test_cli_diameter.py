@@ -93,3 +93,16 @@ def test_a_bad_diameter_is_one_sentence(run_cli, error_lines, tmp_path, value):
         f"napari-segnet: error: --diameter must be auto, none or a positive number, not '{value}'."
     ]
     assert not list((tmp_path / "out").glob("small_*"))
+
+
+def test_tta_averages_the_views_and_keeps_the_labels_shape(run_cli, tmp_path):
+    image = tmp_path / "small.tif"
+    truth = small_nuclei(image, diameter=14)
+    outputs = {}
+    for name, extra in (("plain", ()), ("tta", ("--tta",))):
+        result = run_cli("segment", image, "--out", tmp_path / name, "--no-measure", *extra)
+        assert result.returncode == 0, result.stderr
+        outputs[name] = tifffile.imread(tmp_path / name / "small_labels.tif")
+    assert outputs["tta"].shape == truth.shape
+    assert outputs["tta"].max() == pytest.approx(truth.max(), rel=0.1)
+    assert not np.array_equal(outputs["tta"], outputs["plain"])  # other probabilities

@@ -184,6 +184,10 @@ class SegmentWidget(qw.QWidget):
         self.min_size = spin_box(qw.QSpinBox(), 0, 100_000, instances.min_size, "px")
         self.tile = spin_box(qw.QSpinBox(), 64, 4096, SegmentSettings().tile, "px", step=64)
         self.probabilities = qw.QCheckBox("Add probability maps")
+        self.tta = qw.QCheckBox("Test-time flips (8 × slower)")
+        self.tta.setToolTip(
+            "Average every tile over its eight flips and rotations: slightly smoother edges."
+        )
         rows = (
             ("Image", self.image),
             (self.channel.label, self.channel),
@@ -195,6 +199,7 @@ class SegmentWidget(qw.QWidget):
             ("Foreground threshold", self.foreground),
             ("Min size", self.min_size),
             ("Tile size", self.tile),
+            ("", self.tta),
             ("", self.probabilities),
         )
         for label, field in rows:
@@ -248,6 +253,7 @@ class SegmentWidget(qw.QWidget):
             diameter=self.diameter.value() or AUTO,
             tile=self.tile.value(),
             instances=instances,
+            tta=self.tta.isChecked(),
         )
         return SegmentRequest(
             image,

@@ -73,6 +73,12 @@ def engine_options() -> argparse.ArgumentParser:
         help="objects darker than the background (brightfield, H&E): "
         "auto decides from each image's histogram",
     )
+    options.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average every tile over its 8 flips and rotations "
+        "(8 times the network's cost)",
+    )
     return options
 
 
@@ -99,6 +105,7 @@ def segment_settings(args: argparse.Namespace):
         diameter=parse_diameter(args.diameter),
         diameter_unit=args.diameter_unit,
         tile=args.tile,
+        tta=args.tta,
     )
 
 

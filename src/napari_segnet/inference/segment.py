@@ -19,6 +19,7 @@ from napari_segnet.postprocess.classes import classify_instances
 from napari_segnet.postprocess.stack import link_planes
 from napari_segnet.progress import Progress, drain, relay
 
+from .augment import VIEWS
 from .diameter import AUTO, DiameterEstimate, iter_estimate_diameter
 from .normalise import NormalisedView, normalisation_of, normalise
 from .tiling import BATCH_SIZE, OVERLAP, TILE, iter_predict_tiled
@@ -52,6 +53,11 @@ class SegmentSettings:
         Whether objects are darker than the background (brightfield, H&E).
         None decides per plane from its intensity histogram
         (see :func:`napari_segnet.inference.normalise.normalise`).
+    tta : bool
+        Test-time augmentation: average every tile over its eight flips and 90°
+        rotations (eight times the network's cost; see
+        :mod:`napari_segnet.inference.augment`). The object size is measured
+        without it.
     """
 
     channel: int | str | None = None
@@ -63,6 +69,7 @@ class SegmentSettings:
     instances: InstanceSettings | None = None
     link_z: bool = True
     invert: bool | None = None
+    tta: bool = False
 
 
 @dataclass
@@ -244,11 +251,13 @@ def iter_segment(
     labels = probabilities = semantic = None
     offset = 0
     check_plane_fits(plane_shape, scale, per_pixel)
+    views = VIEWS if settings.tta else 1
     for number, index in enumerate(np.ndindex(*stack_shape)):
-        if n_planes == 1 and estimate is not None and estimate.first_pass is not None:
+        if n_planes == 1 and views == 1 and estimate and estimate.first_pass is not None:
             events = _finished(estimate.first_pass)  # the estimate's pass was this plane's
         else:
-            events = segment_normalised(model, normalised_plane(index), scale=scale, **options)
+            plane = normalised_plane(index)
+            events = segment_normalised(model, plane, scale=scale, views=views, **options)
         plane_labels, plane_probabilities = yield from relay(
             events,
             lambda event, number=number: Progress(
@@ -316,6 +325,7 @@ def segment_normalised(
     device=None,
     scale: float = 1.0,
     star_settings=None,
+    views: int = 1,
 ) -> Generator[Progress, None, tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Yield progress; return ``(labels, probabilities)`` for one normalised plane.
 
@@ -334,7 +344,8 @@ def segment_normalised(
     distances are then divided by ``scale``, so they are in the plane's pixels
     too. Labels are made as the model's ``config.instance_method`` says (see
     :func:`make_instances`; ``star_settings`` are the thresholds of the star
-    methods).
+    methods). ``views`` > 1 averages each tile over that many flips and
+    rotations (test-time augmentation).
     """
     probabilities = yield from iter_predict_tiled(
         model,
@@ -344,6 +355,7 @@ def segment_normalised(
         batch_size=batch_size,
         device=device,
         scale=scale,
+        views=views,
     )
     labels = make_instances(
         probabilities,

@@ -38,6 +38,7 @@ import numpy as np
 from napari_segnet.io import MicroscopyImage
 from napari_segnet.progress import Progress, drain, relay
 
+from .augment import VIEWS
 from .blocks import BLOCK, Block, BlockObjects, default_halo, kept_objects, plan_blocks
 from .diameter import AUTO, DiameterEstimate, iter_estimate_diameter
 from .normalise import Normalisation, network_shape, normalisation_of, spatial_key
@@ -414,6 +415,7 @@ def plane_predictors(
             device=device,
             cache_bytes=TILE_CACHE_BYTES // source.planes,
             scale=source.scale,
+            views=VIEWS if settings.tta else 1,
         )
         for plane in range(source.planes)
     ]

@@ -17,6 +17,8 @@ import numpy as np
 
 from napari_segnet.progress import Progress
 
+from .augment import check_views, unview, view
+
 # The tiling defaults of every entry point (library, CLI, widgets), kept here only.
 TILE = 512
 OVERLAP = 64
@@ -166,6 +168,7 @@ def iter_predict_tiled(
     device=None,
     autocast: bool = True,
     scale: float = 1.0,
+    views: int = 1,
 ) -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Predict class probabilities of a normalised plane tile by tile.
 
@@ -195,6 +198,9 @@ def iter_predict_tiled(
     scale : float
         Zoom of the plane that the network sees (see :class:`TiledPredictor`);
         the outputs have the plane's shape whatever the zoom.
+    views : int
+        Test-time augmentation: average each tile's outputs over this many of
+        its dihedral views (1: none; 8: every flip and 90° rotation).
 
     """
     predictor = TiledPredictor(
@@ -207,6 +213,7 @@ def iter_predict_tiled(
         device=device,
         autocast=autocast,
         scale=scale,
+        views=views,
     )
     height, width = plane.shape[-2:]
     return (yield from predictor.iter_window(slice(0, height), slice(0, width)))
@@ -247,6 +254,15 @@ class TiledPredictor:
         Memory for tiles kept for later windows (0: none).
     scale : float
         Zoom of the plane that the network sees.
+    views : int
+        Test-time augmentation: each tile's outputs are the average over this
+        many of its dihedral views (:mod:`napari_segnet.inference.augment`),
+        taken before blending, so windows still equal the whole plane.
+
+    Raises
+    ------
+    ValueError
+        For ``views`` outside 1–8, or above 1 with a star-head model.
 
     """
 
@@ -263,9 +279,12 @@ class TiledPredictor:
         autocast: bool = True,
         cache_bytes: int = 0,
         scale: float = 1.0,
+        views: int = 1,
     ):
         import torch
 
+        check_views(model, views)
+        self.views = views
         self.model, self.read, self.shape = model, read, tuple(int(n) for n in shape)
         if not scale > 0:
             raise ValueError(f"The zoom must be positive, not {scale}.")
@@ -450,14 +469,21 @@ class TiledPredictor:
         dtype = torch.bfloat16 if use_autocast and torch.cuda.is_bf16_supported() else torch.float16
         # No autocast context at all unless it is used: not every device type supports one.
         mixed = torch.autocast(device.type, dtype=dtype) if use_autocast else nullcontext()
-        with torch.inference_mode(), mixed:
-            outputs = self.model(inputs)
-        result: dict[tuple[int, int], dict] = {corner: {} for corner in corners}
         # Exported models (OnnxModel) return their outputs already activated.
         activated = getattr(self.model, "outputs_activated", False)
-        for key, raw in outputs.items():
-            activation = _activation(key)
-            values = (raw.float() if activated else activation(raw.float())).cpu().numpy()
+        averaged: dict[str, np.ndarray] = {}
+        for index in range(self.views):
+            viewed = view(inputs, index).contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), mixed:
+                outputs = self.model(viewed)
+            for key, raw in outputs.items():
+                values = raw.float() if activated else _activation(key)(raw.float())
+                values = unview(values, index).cpu().numpy()
+                averaged[key] = averaged[key] + values if key in averaged else values
+        result: dict[tuple[int, int], dict] = {corner: {} for corner in corners}
+        for key, values in averaged.items():
+            if self.views > 1:
+                values = values / self.views
             for corner, v in zip(corners, values):
                 result[corner][key] = v * self.window
         return result
