@@ -1,14 +1,15 @@
 """Accuracy and speed of the segmentation engine, with a classical baseline measured alongside.
 
     python benchmarks/bench_segment.py --data ../shared/data/dsb2018/train [--model nuclei]
-        [--device cpu] [--threads 2] [--size 2048]
+        [--device cpu] [--threads 2] [--size 2048] [--diameter auto|none]
 
 Accuracy: the model's held-out report images (listed in the model file: the images nothing was
 chosen on; models without that list name their validation images instead), per modality,
 pooled AP at IoU 0.5…0.9 (StarDist's conventions), for the network and for Otsu threshold +
 distance-transform watershed. Speed: end to end (read TIFF → normalise → network → instances
 → write TIFF) on a large fluorescence mosaic, in megapixels per second, with the baseline on
-the same image.
+the same image. `--diameter` is segmentation's object size: `auto` (the default, as users get
+it: measured on each image first) or `none` (images as they are).
 """
 
 import argparse
@@ -28,7 +29,7 @@ from skimage.segmentation import watershed
 
 from napari_segnet.inference.devices import select_device
 from napari_segnet.inference.normalise import normalise
-from napari_segnet.inference.segment import segment
+from napari_segnet.inference.segment import SegmentSettings, segment
 from napari_segnet.io import read_image, write_labels
 from napari_segnet.metrics import evaluate
 from napari_segnet.models import load_model
@@ -56,7 +57,7 @@ def otsu_watershed(image: np.ndarray, min_distance: int = 4, min_size: int = 15)
     return labels
 
 
-def accuracy(model, device, data: Path, ids: list[str]) -> None:
+def accuracy(model, device, data: Path, ids: list[str], settings: SegmentSettings) -> None:
     with open(data / "manifest.csv") as handle:
         modality = {row["id"]: row["class"] for row in csv.DictReader(handle)}
     groups: dict[str, list[str]] = {}
@@ -70,7 +71,7 @@ def accuracy(model, device, data: Path, ids: list[str]) -> None:
     for image_id in ids:
         image = read_image(data / "images" / f"{image_id}.tif")
         truth = tifffile.imread(data / "masks" / f"{image_id}.tif")
-        network = segment(image, model, device=device).labels
+        network = segment(image, model, settings, device=device).labels
         cache[image_id] = (truth, network, otsu_watershed(np.asarray(image.data)))
     for method, column in (("napari-segnet", 1), ("Otsu + watershed", 2)):
         for name in ("fluo", "color", "gray_brightbg", "all"):
@@ -105,7 +106,7 @@ def mosaic(data: Path, ids: list[str], size: int) -> np.ndarray:
     return canvas
 
 
-def speed(model, device, image: np.ndarray, repeats: int) -> None:
+def speed(model, device, image: np.ndarray, repeats: int, settings: SegmentSettings) -> None:
     megapixels = image.size / 1e6
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / "large.tif", Path(folder) / "large_labels.tif"
@@ -113,7 +114,7 @@ def speed(model, device, image: np.ndarray, repeats: int) -> None:
 
         def end_to_end():
             read = read_image(source)
-            write_labels(target, segment(read, model, device=device).labels)
+            write_labels(target, segment(read, model, settings, device=device).labels)
 
         def baseline():
             write_labels(target, otsu_watershed(np.asarray(read_image(source).data)))
@@ -144,7 +145,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--diameter", choices=("auto", "none"), default="auto")
     args = parser.parse_args()
+    settings = SegmentSettings(diameter=None if args.diameter == "none" else "auto")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
@@ -157,9 +160,9 @@ def main() -> None:
     print(f"machine: {platform.platform()}, {cpu}, torch {torch.__version__}, {threads} threads")
     if not args.skip_accuracy:
         print(f"\nAccuracy on the {len(ids)} {split} images of model {args.model!r}:\n")
-        accuracy(model, device, args.data, ids)
+        accuracy(model, device, args.data, ids, settings)
     print("\n| pipeline | device | image | time | throughput |\n|---|---|---|---:|---:|")
-    speed(model, device, mosaic(args.data, ids, args.size), args.repeats)
+    speed(model, device, mosaic(args.data, ids, args.size), args.repeats, settings)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def test_auto_none_and_a_number(run_cli, tmp_path):
     lines = [line for line in stderr.splitlines() if "estimated object diameter" in line]
     assert len(lines) == 1, stderr
     found = re.fullmatch(
-        r"small\.tif: estimated object diameter ([\d.]+) px \(\d+ objects\), zoom ([\d.]+)",
+        r"small\.tif: estimated object diameter ([\d.]+) px from \d+ objects, zoom ([\d.]+)",
         lines[0],
     )
     assert found and float(found[1]) == pytest.approx(8, rel=0.15), lines[0]

@@ -2,7 +2,8 @@
 # Lever ranking: short runs of equal steps (so of near-equal CPU time: the log's cpu_seconds)
 # on a mid-size network (compact encoder 24-48-96-192, 12-channel full-resolution path,
 # 1.10 M parameters), one core each, seed 0, 15 epochs x 40 steps of 8 crops of 256².
-#   training-runs/levers/run.sh ARM      (ARM: baseline | centred | sizenorm | sizenorm-centred)
+#   training-runs/levers/run.sh ARM
+# ARM: baseline | centred | sizenorm | sizenorm-centred | sizenorm-centred-rgb
 set -euo pipefail
 cd "$(dirname "$0")"
 arm=$1
@@ -13,6 +14,8 @@ case $arm in
     centred) extra=(--object-centred 0.9) ;;
     sizenorm) extra=(--size-normalise 17 --scale-range 0.625,1.6) ;;
     sizenorm-centred) extra=(--size-normalise 17 --scale-range 0.625,1.6 --object-centred 0.9) ;;
+    sizenorm-centred-rgb)
+        extra=(--size-normalise 17 --scale-range 0.625,1.6 --object-centred 0.9 --rgb) ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
 esac
 mkdir -p "$arm"

@@ -100,7 +100,9 @@ def run_inspection(plane, tile, model_path, channels):
     """
     try:
         model, _ = load_model(model_path)
-        normalised = normalise(plane, model.config.normalise_percentiles)[tile]
+        normalised = normalise(
+            plane, model.config.normalise_percentiles, channels=model.config.in_channels
+        )[(..., *tile)]
         return inspect_network(model, normalised, channels=channels)
     except Exception as error:
         _log.debug("Inspection failed", exc_info=True)

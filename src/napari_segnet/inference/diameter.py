@@ -53,11 +53,11 @@ class DiameterEstimate:
     first_pass: tuple | None = None
 
     def describe(self) -> str:
-        """E.g. ``'estimated object diameter 23.4 px (118 objects), zoom 0.73'``."""
+        """E.g. ``'estimated object diameter 23.4 px from 118 objects, zoom 0.73'``."""
         if self.diameter is None:
             return "no objects found to estimate their diameter: the image was not rescaled"
         zoom = f", zoom {self.scale:.2f}" if self.scale != 1.0 else ", not rescaled"
-        return f"estimated object diameter {self.diameter:.1f} px ({self.objects} objects){zoom}"
+        return f"estimated object diameter {self.diameter:.1f} px from {self.objects} objects{zoom}"
 
 
 def zoom_for(model, diameter: float | None) -> float:

@@ -4,7 +4,13 @@ from .checkpoint import ModelLoadError, load_model, read_model_config, read_mode
 from .config import ModelConfig
 from .encoders import ENCODERS
 from .identity import ModelIdentity, model_identity
-from .network import SegNet, create_model, with_full_resolution_path, with_star_head
+from .network import (
+    SegNet,
+    create_model,
+    with_full_resolution_path,
+    with_rgb_input,
+    with_star_head,
+)
 
 __all__ = [
     "ENCODERS",
@@ -19,5 +25,6 @@ __all__ = [
     "read_model_file",
     "save_model",
     "with_full_resolution_path",
+    "with_rgb_input",
     "with_star_head",
 ]

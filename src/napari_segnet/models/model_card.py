@@ -83,9 +83,7 @@ def model_card(
         f"as {sizes[0]} + {sizes[1]}·n pixels (multiples of the network's stride, "
         "as napari-segnet's tiles are). Preprocessing: percentiles "
         f"{low:g} and {high:g} of each image are mapped to 0 and 1 "
-        "(`scale_range`). napari-segnet also turns colour images into their luminance and "
-        "inverts images whose background is brighter than their objects (brightfield, H&E) "
-        "before this step; do the same when running the package elsewhere.",
+        "(`scale_range`). " + _colour_text(config.in_channels),
         "",
         "## Outputs",
         "",
@@ -212,3 +210,19 @@ def cover_image(image: np.ndarray, probabilities: np.ndarray, width: int = 512) 
     right[..., 2] += 0.6 * boundary
     both = np.concatenate([left, right], axis=1)
     return (np.clip(both, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _colour_text(in_channels: int) -> str:
+    """How napari-segnet prepares colour and bright-background images for this network."""
+    if in_channels == 3:
+        colour = (
+            "napari-segnet gives this network colour images as R, G, B, all three scaled with "
+            "the percentiles of the image's luminance, and grey images as the same plane in "
+            "all three channels; it "
+        )
+    else:
+        colour = "napari-segnet also turns colour images into their luminance and "
+    return (
+        colour + "inverts images whose background is brighter than their objects (brightfield, "
+        "H&E) before this step; do the same when running the package elsewhere."
+    )
