@@ -24,6 +24,7 @@ import csv
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ SAMPLE_ID = "6fe2df6de1d962b90146c822bcefc84d0d3d6926fdfbacd3acdc9de830ee5622"
 CLASS_SHARES = {"fluo": 0.60, "color": 0.25, "gray_brightbg": 0.15}
 VALIDATION_FRACTION = 0.15
 REPORT_FRACTION = 0.5  # of the held-out images
+SIZE_NORMALISED_TOLERANCE = 1.25
 
 
 def split_rows(root: Path) -> dict[str, list[dict]]:
@@ -184,6 +186,12 @@ def main() -> None:
             model = with_star_head(model, args.star_rays, args.instance_method)
         if args.full_resolution:
             model = with_full_resolution_path(model, args.full_resolution)
+        if args.size_normalise:  # the images it now learns from have this size
+            model.config = replace(
+                model.config,
+                object_diameter_px=args.size_normalise,
+                object_diameter_tolerance=SIZE_NORMALISED_TOLERANCE,
+            )
         history = [
             *earlier.get("history", []),
             {k: earlier.get(k) for k in ("command", "epoch", "validation", "training_seconds")},
@@ -197,7 +205,7 @@ def main() -> None:
             full_resolution_channels=args.full_resolution,
             object_diameter_px=args.size_normalise or median_diameter(train),
             # A size-normalised network saw every nucleus near one size: rescale sooner.
-            object_diameter_tolerance=1.25 if args.size_normalise else 1.5,
+            object_diameter_tolerance=SIZE_NORMALISED_TOLERANCE if args.size_normalise else 1.5,
             heads=("classes", "star") if args.heads == "star" else ("classes",),
             star_rays=args.star_rays,
             instance_method=args.instance_method,

@@ -95,7 +95,7 @@ def test_a_small_image_needing_no_rescaling_is_segmented_once(model, monkeypatch
     result = segment(image, model)  # "auto": the estimate's first pass is the result
     assert result.scale == 1.0 and result.diameter_estimate is not None
     assert result.diameter_estimate.first_pass is not None
-    assert passes == [1.0]
+    assert passes == [1.0, 0.5]  # once as it is, and the cheap check at half the zoom
     assert np.array_equal(result.labels, as_it_is.labels)
 
 
@@ -114,3 +114,36 @@ def test_small_nuclei_are_found_at_their_size_when_auto_rescales(model):
     assert result.scale > 2 and result.labels.shape == truth.shape
     assert result.labels.max() == pytest.approx(truth.max(), rel=0.1)
     assert "zoom" in result.diameter_estimate.describe()
+
+
+def test_a_model_without_a_training_size_is_never_measured_nor_rescaled():
+    import dataclasses
+
+    from napari_segnet.inference.segment import SegmentSettings, segment
+    from napari_segnet.io import MicroscopyImage
+    from napari_segnet.models.checkpoint import load_model
+
+    model, _ = load_model("nuclei")
+    model.config = dataclasses.replace(model.config, object_diameter_px=None)
+    image = MicroscopyImage(np.random.default_rng(0).random((64, 80)).astype(np.float32), "YX")
+    result = segment(image, model, SegmentSettings())
+    assert result.scale == 1.0 and result.diameter_estimate is None
+    assert result.labels.shape == (64, 80)
+
+
+@pytest.mark.parametrize("diameter", [60, 80])
+def test_nuclei_far_larger_than_the_models_are_measured_whole(model, diameter):
+    """Sharp-edged nuclei 3–4 × the model's size break into pieces at zoom 1; at half the
+    zoom they are whole, and the estimate comes from there."""
+    rng = np.random.default_rng(1)
+    rows, columns = np.mgrid[:700, :700]
+    labels = np.zeros((700, 700), np.uint16)
+    for _ in range(400):
+        y, x = rng.uniform(diameter / 2, 700 - diameter / 2, 2)
+        inside = (rows - y) ** 2 + (columns - x) ** 2 < (diameter / 2) ** 2
+        if not labels[inside].any():
+            labels[inside] = labels.max() + 1
+    image = ((labels > 0) * 900 + rng.normal(100, 10, labels.shape)).astype(np.uint16)
+    result = segment(MicroscopyImage(image, "YX"), model)
+    assert result.diameter_estimate.diameter == pytest.approx(diameter, rel=0.15)
+    assert result.labels.max() == pytest.approx(labels.max(), abs=2)

@@ -98,16 +98,18 @@ def test_the_hash_is_computed_once_per_file_version(tmp_path):
     assert safetensors_sha256(path) != first
 
 
-def test_a_model_file_is_named_by_its_config_or_stem_and_versioned_by_its_provenance(tmp_path):
+def test_a_model_file_is_named_by_its_file_name_never_as_a_bundled_model(tmp_path):
     torch.manual_seed(0)
     named = create_model(ModelConfig(name="nuclei-tuned"))
     save_model(named, tmp_path / "a.safetensors", provenance={"model_version": 3})
     identity = load_model(tmp_path / "a.safetensors")[0].identity
-    assert (identity.name, identity.version, identity.reference) == (
-        "nuclei-tuned",
-        3,
-        "nuclei-tuned@3",
-    )
+    assert (identity.name, identity.version, identity.reference) == ("a", None, "a")
+    # A fine-tuned copy of the bundled model keeps its config's name, not its identity.
+    bundled, _ = load_model("nuclei")
+    save_model(bundled, tmp_path / "mine.safetensors")
+    mine = model_identity(tmp_path / "mine.safetensors")
+    assert (mine.name, mine.version) == ("mine", None)
+    assert mine.sha256 == bundled.identity.sha256  # the same weights, so far
     save_model(create_model(ModelConfig()), tmp_path / "lab-model.safetensors")
     identity = model_identity(tmp_path / "lab-model.safetensors")
     assert (identity.name, identity.version, identity.reference) == ("lab-model", None, "lab-model")

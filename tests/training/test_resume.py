@@ -68,9 +68,28 @@ def test_a_best_model_of_the_last_epoch_is_restored_from_the_weights(nuclei_pair
     assert "best_model" not in packed and "best_metadata" in packed
     moved = tmp_path / "elsewhere.safetensors"
     assert restore_best_model(packed, moved)
-    assert not restore_best_model(packed, moved)  # an existing model file is never replaced
+    assert not restore_best_model(packed, moved)  # the best epoch's file is kept
     restored, provenance = load_model(moved)
     original, original_provenance = load_model(out)
     assert provenance == original_provenance
     for key, value in original.state_dict().items():
+        np.testing.assert_allclose(restored.state_dict()[key], value, rtol=1e-3, atol=1e-4)
+
+
+def test_a_stale_best_model_file_is_replaced_by_the_one_the_resume_file_carries(tmp_path):
+    from napari_segnet.models import save_model
+
+    torch.manual_seed(0)
+    best, stale = create_model(ModelConfig()), create_model(ModelConfig())
+    out = tmp_path / "model.safetensors"
+    save_model(best, out, provenance={"epoch": 5})
+    settings = {"schedule": {}, "settings": {}, "model": best.state_dict()}
+    full = tmp_path / "run.resume.pt"
+    torch.save({**settings, "state": {"epoch": 7, "best_epoch": 5}, "optimiser": {}}, full)
+    compact = torch.load(write_compact_resume(full, out, tmp_path / "r.pt"), weights_only=True)
+    save_model(stale, out, provenance={"epoch": 3})  # this machine's older best
+    assert restore_best_model(compact, out)
+    restored, provenance = load_model(out)
+    assert provenance["epoch"] == 5
+    for key, value in best.state_dict().items():
         np.testing.assert_allclose(restored.state_dict()[key], value, rtol=1e-3, atol=1e-4)

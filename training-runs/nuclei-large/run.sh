@@ -21,5 +21,5 @@ fi
 exec "${python[@]}" ../../scripts/train_nuclei.py --data ../../../shared/data/dsb2018/train \
     --out nuclei-large.safetensors --epochs 150 --steps 200 --learning-rate 2e-3 --seed 0 \
     --encoder-widths 32,64,128,256 --full-resolution 16 \
-    --size-normalise 17 --scale-range 0.625,1.6 --object-centred 0.9 \
+    --size-normalise 17 --scale-range 0.625,1.6 \
     "${resume[@]}" >> log.jsonl 2>> stderr.txt

@@ -182,6 +182,10 @@ class SegmentWidget(qw.QWidget):
             qw.QDoubleSpinBox(), 0.01, 0.99, instances.foreground_threshold, step=0.05
         )
         self.min_size = spin_box(qw.QSpinBox(), 0, 100_000, instances.min_size, "px")
+        self.min_size.setToolTip(
+            "Objects smaller than this are removed. Pixels as the network sees them: when the "
+            "image is rescaled to the model's object size, the limit is rescaled with it."
+        )
         self.tile = spin_box(qw.QSpinBox(), 64, 4096, SegmentSettings().tile, "px", step=64)
         self.probabilities = qw.QCheckBox("Add probability maps")
         self.tta = qw.QCheckBox("Test-time flips (8 × slower)")
@@ -224,6 +228,10 @@ class SegmentWidget(qw.QWidget):
 
     def _on_model(self, path) -> None:
         config = model_config(path)
+        star = bool(getattr(config, "has_star_head", False))  # rays cannot be flipped yet
+        self.tta.setEnabled(not star)
+        if star:
+            self.tta.setChecked(False)
         defaults = InstanceSettings(**(getattr(config, "instance_settings", None) or {}))
         self.seed.setValue(defaults.seed_threshold)
         self.foreground.setValue(defaults.foreground_threshold)

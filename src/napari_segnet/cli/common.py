@@ -90,6 +90,13 @@ def load_model_and_device(args: argparse.Namespace):
 
     device = select_device(args.device)
     model, _ = load_model(resolve_model(args.model), device=device, fuse=True)
+    if getattr(args, "tta", False):  # refused once, not once a file
+        from napari_segnet.inference.augment import VIEWS, check_views
+
+        try:
+            check_views(model, VIEWS)
+        except ValueError as error:
+            raise UserError(str(error)) from None
     return model, device
 
 

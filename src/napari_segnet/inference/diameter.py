@@ -6,8 +6,13 @@ pixels, and a lab imaging at 20× instead of 40× halves it. So segmentation
 first measures it: the network segments a window of the image (at most
 ``WINDOW`` pixels square, from its centre) as it is; the median
 equivalent diameter of the objects found gives the zoom to the trained size.
-When that zoom is large, the objects found at the wrong size are unreliable,
-so the window is segmented once more at that zoom and measured again. A model
+Nuclei far larger than the model's break into pieces of about its size, so
+unless the objects found are clearly small, the window is also measured at
+half the zoom (a quarter of the cost), and taken from there when the objects
+are whole there: clearly larger. When the zoom differs from 1, objects found at the wrong size are
+unreliable, so the window is segmented once more at that zoom and measured
+again (nothing found there: no rescaling). The zoom stays within
+:data:`ZOOM_RANGE`. A model
 sees sizes within ``config.object_diameter_tolerance`` of its own well, so no
 rescaling happens there (and a whole small image's first pass is its result).
 """
@@ -15,7 +20,7 @@ rescaling happens there (and a whole small image's first pass is its result).
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,7 +29,9 @@ from napari_segnet.progress import Progress
 AUTO = "auto"
 WINDOW = 512  # edge of the window measured, in the network's pixels
 MIN_OBJECTS = 5  # fewer objects away from the window's edge: edge objects count too
-FALLBACK_ZOOMS = (0.5, 2.0)  # tried in turn when the first pass finds nothing
+FALLBACK_ZOOMS = (0.25, 2.0)  # tried in turn when no pass has found anything
+FRAGMENTED = 1.5  # objects this much larger at half the zoom were cut into pieces at zoom 1
+ZOOM_RANGE = (0.25, 4.0)  # automatic sizing zooms no further than this
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class DiameterEstimate:
     diameter: float | None
     objects: int
     scale: float = 1.0
-    first_pass: tuple | None = None
+    first_pass: tuple | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         """E.g. ``'estimated object diameter 23.4 px from 118 objects, zoom 0.73'``."""
@@ -65,7 +72,7 @@ def zoom_for(model, diameter: float | None) -> float:
     trained = getattr(model.config, "object_diameter_px", None)
     if not diameter or not trained:
         return 1.0
-    zoom = float(trained / diameter)
+    zoom = float(np.clip(trained / diameter, *ZOOM_RANGE))
     tolerance = getattr(model.config, "object_diameter_tolerance", 1.5)
     return 1.0 if 1 / tolerance <= zoom <= tolerance else zoom
 
@@ -144,6 +151,15 @@ def iter_estimate_diameter(
         return (*median_object_diameter(result[0]), result)
 
     diameter, objects, first = yield from measure(1.0)
+    trained = getattr(model.config, "object_diameter_px", None) or 0
+    if diameter is None or objects < MIN_OBJECTS or diameter * FRAGMENTED >= trained:
+        # Nuclei far larger than the model's fall apart into pieces of about its size, or
+        # into a few odd shapes: at half the zoom they are whole again, and clearly larger
+        # (merged pairs of small nuclei would be √2 larger, less than FRAGMENTED).
+        halved, found, _ = yield from measure(0.5)
+        few = diameter is None or objects < MIN_OBJECTS
+        if halved is not None and (few or halved >= FRAGMENTED * diameter):
+            diameter, objects = halved, found
     for zoom in FALLBACK_ZOOMS:
         if diameter is not None:
             break
@@ -153,8 +169,9 @@ def iter_estimate_diameter(
     zoom = zoom_for(model, diameter)
     if zoom != 1.0:  # measured at the wrong size: measure again near the right one
         again, found, _ = yield from measure(zoom)
-        if again is not None:
-            diameter, objects = again, found
-            zoom = zoom_for(model, diameter)
+        if again is None:  # nothing at that zoom: the estimate was wrong
+            return DiameterEstimate(round(diameter, 1), objects)
+        diameter, objects = again, found
+        zoom = zoom_for(model, diameter)
     reuse = first if whole and zoom == 1.0 else None
     return DiameterEstimate(round(diameter, 1), objects, zoom, reuse)

@@ -122,13 +122,14 @@ def rescale_factor(model, image: MicroscopyImage, settings: SegmentSettings) -> 
     """How much to zoom the image so its objects match the model's training size.
 
     For a given diameter only: ``"auto"`` is measured on the pixels
-    (:func:`~napari_segnet.inference.diameter.iter_estimate_diameter`).
+    (:func:`~napari_segnet.inference.diameter.iter_estimate_diameter`). A model
+    without a training size is never rescaled.
     """
     trained = model.config.object_diameter_px
-    if settings.diameter == AUTO:
-        raise ValueError("An automatic diameter is measured on the image, not computed here.")
     if settings.diameter is None or not trained:
         return 1.0
+    if settings.diameter == AUTO:
+        raise ValueError("An automatic diameter is measured on the image, not computed here.")
     if settings.diameter <= 0:
         raise ValueError("The object diameter must be positive.")
     diameter = settings.diameter
@@ -234,7 +235,7 @@ def iter_segment(
     plane_shape, per_pixel = data.shape[data.ndim - plane_ndim :][:2], bytes_per_pixel(model.config)
     check_plane_fits(plane_shape, 1.0, per_pixel)
     estimate = None
-    if settings.diameter == AUTO:
+    if settings.diameter == AUTO and model.config.object_diameter_px:  # else: no size
         middle = data[tuple(int(i) for i in np.unravel_index(n_planes // 2, stack_shape))]
         percentiles = model.config.normalise_percentiles
         normalisation = normalisation_of(

@@ -467,7 +467,7 @@ def iter_plan_stream(
     """
     source = plane_source(image, model, settings)
     estimate = None
-    if scale is None and settings.diameter == AUTO:
+    if scale is None and settings.diameter == AUTO and model.config.object_diameter_px:
         estimate = yield from iter_estimate_diameter(
             model,
             source.normalised_plane(source.planes // 2),

@@ -389,7 +389,7 @@ class TiledPredictor:
             )
             del values
         if "star_dist" in result:
-            result["star_dist"] /= self.scale  # lengths in the network's pixels
+            result["star_dist"] /= self.scale  # from the network's pixels to the plane's
         return result
 
     def _iter_network_window(

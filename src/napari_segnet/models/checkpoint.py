@@ -203,7 +203,7 @@ def _model_file(path: str | os.PathLike) -> str | os.PathLike:
     """
     from .bundled import BUNDLED, bundled_model, list_models, split_reference
 
-    if not isinstance(path, str) or Path(path).exists():
+    if not isinstance(path, str) or Path(path).is_file():
         return path
     models = list_models()
     if path in models:

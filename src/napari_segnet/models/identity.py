@@ -108,7 +108,10 @@ def file_identity(path: str | os.PathLike, config, provenance: dict[str, Any]) -
     bundled = bundled_file_version(path)
     if bundled is not None:
         return ModelIdentity(bundled[0], bundled[1], digest)
-    return ModelIdentity(_name(config, path), _version(provenance.get(PROVENANCE_VERSION)), digest)
+    # Any other file is named by its file name, the name that loads it again (from the user
+    # models folder): never by its config's name, which a fine-tuned copy of a bundled model
+    # shares with it, and never with a version, which only bundled models have.
+    return ModelIdentity(Path(path).stem, None, digest)
 
 
 def exported_identity(path: str | os.PathLike, config, provenance: dict, data: bytes):

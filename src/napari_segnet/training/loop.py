@@ -57,6 +57,8 @@ def iter_train(
 
     out = Path(out)
     _check_channels(model.config.in_channels, [*train, *validation])
+    if "identity" in vars(model):  # the weights are about to change: no longer that model
+        del model.identity
     device = device or torch.device("cpu")
     torch.manual_seed(settings.seed)
     model.to(device).to(memory_format=torch.channels_last)

@@ -60,15 +60,17 @@ def write_compact_resume(
 
 
 def restore_best_model(saved: dict, out: str | os.PathLike) -> bool:
-    """Write the best model a compact resume file carries to ``out``, unless ``out`` exists.
+    """Write the best model a compact resume file carries to ``out``.
 
-    Returns whether it wrote the file.
+    A model file already at ``out`` is kept when it is the run's best epoch
+    (an earlier epoch's file, e.g. left from before the resume file was
+    pulled, is replaced). Returns whether it wrote the file.
     """
     import torch
     from safetensors.torch import load, save_file
 
     out = Path(out)
-    if out.exists():
+    if out.exists() and _epoch_of(out) == saved["state"]["best_epoch"]:
         return False
     if "best_model" in saved:
         packed = saved["best_model"].numpy().tobytes()
@@ -83,6 +85,12 @@ def restore_best_model(saved: dict, out: str | os.PathLike) -> bool:
     with atomic_path(out) as temporary:
         save_file(tensors, str(temporary), metadata=metadata)
     return True
+
+
+def _epoch_of(model_file: Path) -> int | None:
+    """Return the training epoch a model file's provenance names (None if it names none)."""
+    provenance = json.loads(_metadata(model_file.read_bytes()).get("provenance", "{}"))
+    return provenance.get("epoch")
 
 
 def _metadata(packed: bytes) -> dict[str, str]:
