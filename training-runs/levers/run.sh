@@ -19,5 +19,5 @@ case $arm in
     *) echo "unknown arm $arm" >&2; exit 2 ;;
 esac
 mkdir -p "$arm"
-OMP_NUM_THREADS=1 PYTHONPATH=../../src ../../.venv/bin/python ../../scripts/train_nuclei.py \
+exec env OMP_NUM_THREADS=1 PYTHONPATH=../../src ../../.venv/bin/python ../../scripts/train_nuclei.py \
     "${common[@]}" "${extra[@]}" --out "$arm/$arm.safetensors" > "$arm/log.jsonl" 2> "$arm/stderr.txt"

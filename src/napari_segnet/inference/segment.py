@@ -184,8 +184,13 @@ def check_plane_fits(
     pixels = int(np.prod(shape, dtype=np.int64)) * max(1.0, scale) ** 2
     needed, budget = int(pixels * per_pixel), memory_budget()
     if needed > budget:
+        zoomed = (
+            f" enlarged {scale:.2f} times to the model's object size (see --diameter)"
+            if scale > 1
+            else ""
+        )
         raise PlaneTooLargeError(
-            f"Segmenting a {' × '.join(map(str, shape))} plane needs about "
+            f"Segmenting a {' × '.join(map(str, shape))} plane{zoomed} needs about "
             f"{format_bytes(needed)} of memory, more than the {format_bytes(budget)} available; "
             "segment a cropped region, or a lower-resolution level of the file."
         )
