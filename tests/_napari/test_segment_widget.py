@@ -220,6 +220,9 @@ def test_channel_picker_for_multichannel_and_rgb_layers(make_napari_viewer):
     assert widget.diameter.text() == "auto"
     widget.diameter.setValue(23.5)
     assert widget.request().settings.diameter == 23.5
+    widget.rescale.setChecked(False)  # as it is, as before automatic sizing
+    assert widget.request().settings.diameter is None and not widget.diameter.isEnabled()
+    widget.rescale.setChecked(True)
     widget.diameter.setValue(0)
 
     rgb = viewer.add_image(rng.integers(0, 255, (32, 40, 3), dtype=np.uint8), name="rgb")

@@ -176,6 +176,12 @@ class SegmentWidget(qw.QWidget):
         self.device_info.setToolTip(self._devices.reasons)
         self.diameter = spin_box(qw.QDoubleSpinBox(), 0, 1000, 0, "px")
         self.diameter.setSpecialValueText("auto")
+        self.rescale = qw.QCheckBox("Rescale to the model's object size")
+        self.rescale.setChecked(True)
+        self.rescale.setToolTip(
+            "Unchecked: the image is segmented as it is, whatever the size of its objects."
+        )
+        self.rescale.toggled.connect(self.diameter.setEnabled)
         instances = InstanceSettings()  # until a model's own thresholds replace them
         self.seed = spin_box(qw.QDoubleSpinBox(), 0.01, 0.99, instances.seed_threshold, step=0.05)
         self.foreground = spin_box(
@@ -199,6 +205,7 @@ class SegmentWidget(qw.QWidget):
             ("Device", self.device),
             ("", self.device_info),
             ("Object diameter", self.diameter),
+            ("", self.rescale),
             ("Seed threshold", self.seed),
             ("Foreground threshold", self.foreground),
             ("Min size", self.min_size),
@@ -258,7 +265,7 @@ class SegmentWidget(qw.QWidget):
         )
         settings = SegmentSettings(
             channel=channel,
-            diameter=self.diameter.value() or AUTO,
+            diameter=(self.diameter.value() or AUTO) if self.rescale.isChecked() else None,
             tile=self.tile.value(),
             instances=instances,
             tta=self.tta.isChecked(),
