@@ -493,32 +493,9 @@ def iter_plan_stream(
     )
 
 
-def plan_stream(
-    image: MicroscopyImage,
-    model,
-    settings: SegmentSettings,
-    *,
-    block: int = BLOCK,
-    halo: int | None = None,
-    measure: bool = True,
-    spacing=None,
-    scale: float | None = None,
-    device=None,
-) -> StreamPlan:
-    """Plan block-by-block segmentation (see :func:`iter_plan_stream`) without progress."""
-    return drain(
-        iter_plan_stream(
-            image,
-            model,
-            settings,
-            block=block,
-            halo=halo,
-            measure=measure,
-            spacing=spacing,
-            scale=scale,
-            device=device,
-        )
-    )
+def plan_stream(image: MicroscopyImage, model, settings: SegmentSettings, **options) -> StreamPlan:
+    """Plan block-by-block segmentation without progress (options: :func:`iter_plan_stream`)."""
+    return drain(iter_plan_stream(image, model, settings, **options))
 
 
 def iter_segment_streamed(
