@@ -24,8 +24,14 @@ OME_NAMESPACE = "napari-segnet/model"
 ZARR_KEY = "napari-segnet"
 # Hex digits of the hash where space matters (a CSV column repeated on every row).
 SHORT_HASH = 16
-_REFERENCE = re.compile(r"^(?P<name>.+?)@(?P<version>\d+)$")
+_REFERENCE = re.compile(r"^(?P<name>.+)@(?P<version>\d+)$")
 _HEX = re.compile(r"^[0-9a-f]{16,64}$")
+
+
+def split_reference(reference: str) -> tuple[str, int | None]:
+    """``"nuclei@2"`` → ``("nuclei", 2)``; ``"nuclei"`` → ``("nuclei", None)``."""
+    match = _REFERENCE.match(str(reference))
+    return (match["name"], int(match["version"])) if match else (str(reference), None)
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,7 @@ class ModelIdentity:
         version = values.get("model_version")
         reference = str(values.get("model") or "").strip()
         if not name and reference:
-            match = _REFERENCE.match(reference)
-            name, version = (match["name"], match["version"]) if match else (reference, None)
+            name, version = split_reference(reference)
         if not name:
             return None
         try:

@@ -11,11 +11,12 @@ that outputs record ignores metadata.)
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
+
+from napari_segnet.io.model_identity import split_reference
 
 # Name -> {version: file in weights/}. Adding a model or a version is one entry here (and
 # its file); a shipped version's weights never change.
@@ -26,7 +27,6 @@ DEFAULT_MODEL = "nuclei"
 # Model files in the user folder: our own, then exports (ONNX, BioImage Model Zoo packages);
 # a name that two files share is the first kind's.
 USER_MODEL_SUFFIXES = (".safetensors", ".onnx", ".zip")
-_VERSIONED = re.compile(r"^(?P<name>.+)@(?P<version>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,6 @@ class BundledModel:
 def user_models_dir() -> Path:
     """Folder for user models: ``$NAPARI_SEGNET_MODELS`` or ``~/.napari-segnet/models``."""
     return Path(os.environ.get("NAPARI_SEGNET_MODELS", Path.home() / ".napari-segnet" / "models"))
-
-
-def split_reference(reference: str) -> tuple[str, int | None]:
-    """``"nuclei@2"`` → ``("nuclei", 2)``; ``"nuclei"`` → ``("nuclei", None)``."""
-    match = _VERSIONED.match(str(reference))
-    return (match["name"], int(match["version"])) if match else (str(reference), None)
 
 
 def bundled_versions(name: str) -> tuple[int, ...]:

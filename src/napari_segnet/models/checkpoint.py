@@ -201,7 +201,9 @@ def _model_file(path: str | os.PathLike) -> str | os.PathLike:
     ModelLoadError
         For a bundled model's unknown version, naming the versions there are.
     """
-    from .bundled import BUNDLED, bundled_model, list_models, split_reference
+    from napari_segnet.io.model_identity import split_reference
+
+    from .bundled import BUNDLED, bundled_model, list_models
 
     if not isinstance(path, str) or Path(path).is_file():
         return path
