@@ -74,6 +74,28 @@ def engine_options() -> argparse.ArgumentParser:
         "auto decides from each image's histogram",
     )
     options.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="number format of the network: auto is bf16 (fp16 on older GPUs) on CUDA "
+        "and fp32 elsewhere; fp32 reproduces a CPU's results most closely",
+    )
+    options.add_argument(
+        "--prob-threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help="star-head models: object probability above which a polygon is proposed (0.5)",
+    )
+    options.add_argument(
+        "--overlap-threshold",
+        type=float,
+        default=None,
+        metavar="T",
+        help="star-head models: a polygon overlapping a more probable one by more than "
+        "this share of the smaller area is dropped (0.4)",
+    )
+    options.add_argument(
         "--tta",
         action="store_true",
         help="test-time augmentation: average every tile over its 8 flips and rotations "
@@ -113,6 +135,26 @@ def segment_settings(args: argparse.Namespace):
         diameter_unit=args.diameter_unit,
         tile=args.tile,
         tta=args.tta,
+        star=star_settings(args),
+        precision=getattr(args, "precision", "auto"),
+    )
+
+
+def star_settings(args: argparse.Namespace):
+    """Return the star-head thresholds asked for, or None for the defaults."""
+    from napari_segnet.postprocess import StarSettings
+
+    prob = getattr(args, "prob_threshold", None)
+    overlap = getattr(args, "overlap_threshold", None)
+    if prob is None and overlap is None:
+        return None
+    for name, value in (("--prob-threshold", prob), ("--overlap-threshold", overlap)):
+        if value is not None and not 0 <= value <= 1:
+            raise UserError(f"{name} must be between 0 and 1, not {value}.")
+    defaults = StarSettings()
+    return StarSettings(
+        prob_threshold=defaults.prob_threshold if prob is None else prob,
+        nms_threshold=defaults.nms_threshold if overlap is None else overlap,
     )
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from napari_segnet.io import MicroscopyImage
 from napari_segnet.io.writer import labels_dtype
-from napari_segnet.postprocess import InstanceSettings, probabilities_to_instances
+from napari_segnet.postprocess import InstanceSettings, StarSettings, probabilities_to_instances
 from napari_segnet.postprocess.classes import classify_instances
 from napari_segnet.postprocess.stack import link_planes
 from napari_segnet.progress import Progress, drain, relay
@@ -58,6 +58,13 @@ class SegmentSettings:
         rotations (eight times the network's cost; see
         :mod:`napari_segnet.inference.augment`). The object size is measured
         without it.
+    star : StarSettings or None
+        Probability and overlap thresholds of star-head models' polygons; None
+        uses :class:`~napari_segnet.postprocess.star.StarSettings`' defaults.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Number format of the network (see
+        :func:`~napari_segnet.inference.precision.autocast_dtype`): ``auto`` is
+        bfloat16 (float16 on older GPUs) on CUDA and float32 elsewhere.
     """
 
     channel: int | str | None = None
@@ -70,6 +77,8 @@ class SegmentSettings:
     link_z: bool = True
     invert: bool | None = None
     tta: bool = False
+    star: StarSettings | None = None
+    precision: str = "auto"
 
 
 @dataclass
@@ -226,6 +235,8 @@ def iter_segment(
         overlap=settings.overlap,
         batch_size=settings.batch_size,
         device=device,
+        precision=settings.precision,
+        star_settings=settings.star,
     )
     n_planes = int(np.prod(stack_shape, dtype=int))
     # A network that reads R, G, B gets colour as colour (a grey plane in every channel).
@@ -332,6 +343,7 @@ def segment_normalised(
     scale: float = 1.0,
     star_settings=None,
     views: int = 1,
+    precision: str = "auto",
 ) -> Generator[Progress, None, tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Yield progress; return ``(labels, probabilities)`` for one normalised plane.
 
@@ -351,7 +363,8 @@ def segment_normalised(
     too. Labels are made as the model's ``config.instance_method`` says (see
     :func:`make_instances`; ``star_settings`` are the thresholds of the star
     methods). ``views`` > 1 averages each tile over that many flips and
-    rotations (test-time augmentation).
+    rotations (test-time augmentation); ``precision`` is the network's number
+    format (see :func:`~napari_segnet.inference.precision.autocast_dtype`).
     """
     probabilities = yield from iter_predict_tiled(
         model,
@@ -362,6 +375,7 @@ def segment_normalised(
         device=device,
         scale=scale,
         views=views,
+        precision=precision,
     )
     labels = make_instances(
         probabilities,
@@ -407,11 +421,7 @@ def make_instances(
         return probabilities_to_instances(probabilities["instance"], settings)
     if "star_dist" not in probabilities:
         raise ValueError(f"The instance method {method!r} needs a model with the star head.")
-    from napari_segnet.postprocess.star import (
-        StarSettings,
-        star_seeded_watershed,
-        star_to_instances,
-    )
+    from napari_segnet.postprocess.star import star_seeded_watershed, star_to_instances
 
     star_settings = star_settings or StarSettings()
     prob, dist = probabilities["star_prob"], probabilities["star_dist"]

@@ -260,6 +260,7 @@ def block_settings(
     return BlockSettings(
         method=instance_method_of(model),
         instances=(settings.instances or instance_settings_of(model)).at_zoom(source.scale),
+        star=settings.star,
         class_names=tuple(getattr(model.config, "semantic_classes", ()) or ()),
         measure=measure,
         channel_names=tuple(source.image.channel_names),
@@ -416,6 +417,7 @@ def plane_predictors(
             cache_bytes=TILE_CACHE_BYTES // source.planes,
             scale=source.scale,
             views=VIEWS if settings.tta else 1,
+            precision=settings.precision,
         )
         for plane in range(source.planes)
     ]
@@ -476,6 +478,8 @@ def iter_plan_stream(
             tile=settings.tile,
             overlap=settings.overlap,
             batch_size=settings.batch_size,
+            precision=settings.precision,
+            star_settings=settings.star,
         )
         scale = estimate.scale
         estimate = replace(estimate, first_pass=None)  # blocks are segmented anew: let it go

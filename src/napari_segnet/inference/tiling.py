@@ -18,6 +18,7 @@ import numpy as np
 from napari_segnet.progress import Progress
 
 from .augment import check_views, unview, view
+from .precision import autocast_dtype, check_precision
 
 # The tiling defaults of every entry point (library, CLI, widgets), kept here only.
 TILE = 512
@@ -166,7 +167,7 @@ def iter_predict_tiled(
     overlap: int = OVERLAP,
     batch_size: int = BATCH_SIZE,
     device=None,
-    autocast: bool = True,
+    precision: str = "auto",
     scale: float = 1.0,
     views: int = 1,
 ) -> Generator[Progress, None, dict[str, np.ndarray]]:
@@ -193,8 +194,10 @@ def iter_predict_tiled(
         Tiles per forward pass.
     device : torch.device, optional
         Where the model runs (default: the model's device).
-    autocast : bool
-        Use bfloat16/float16 autocast on CUDA.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Number format of the network (see
+        :func:`~napari_segnet.inference.precision.autocast_dtype`); ``auto`` is
+        bfloat16 (or float16) on CUDA and float32 elsewhere.
     scale : float
         Zoom of the plane that the network sees (see :class:`TiledPredictor`);
         the outputs have the plane's shape whatever the zoom.
@@ -211,7 +214,7 @@ def iter_predict_tiled(
         overlap=overlap,
         batch_size=batch_size,
         device=device,
-        autocast=autocast,
+        precision=precision,
         scale=scale,
         views=views,
     )
@@ -248,7 +251,7 @@ class TiledPredictor:
         or ``(C, rows, columns)`` for a network that reads C channels.
     shape : tuple of int
         ``(Y, X)`` of the whole plane.
-    tile, overlap, batch_size, device, autocast
+    tile, overlap, batch_size, device, precision
         As in :func:`iter_predict_tiled`.
     cache_bytes : int
         Memory for tiles kept for later windows (0: none).
@@ -276,7 +279,7 @@ class TiledPredictor:
         overlap: int = OVERLAP,
         batch_size: int = BATCH_SIZE,
         device=None,
-        autocast: bool = True,
+        precision: str = "auto",
         cache_bytes: int = 0,
         scale: float = 1.0,
         views: int = 1,
@@ -308,7 +311,7 @@ class TiledPredictor:
         self.columns = tile_starts(width, self.tile_shape[1], overlap)
         several = len(self.rows) * len(self.columns) > 1
         self.window = blending_window(self.tile_shape, overlap if several else 0)
-        self.batch_size, self.autocast = batch_size, autocast
+        self.batch_size, self.precision = batch_size, check_precision(precision)
         self.cache_bytes = cache_bytes
         # Batches: runs of ``batch_size`` tiles along each row of tiles.
         self._group = {
@@ -465,10 +468,9 @@ class TiledPredictor:
         inputs = torch.from_numpy(batch).to(self.device)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
         device = self.device
-        use_autocast = self.autocast and device.type == "cuda"
-        dtype = torch.bfloat16 if use_autocast and torch.cuda.is_bf16_supported() else torch.float16
+        dtype = autocast_dtype(self.precision, device)
         # No autocast context at all unless it is used: not every device type supports one.
-        mixed = torch.autocast(device.type, dtype=dtype) if use_autocast else nullcontext()
+        mixed = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
         # Exported models (OnnxModel) return their outputs already activated.
         activated = getattr(self.model, "outputs_activated", False)
         averaged: dict[str, np.ndarray] = {}
