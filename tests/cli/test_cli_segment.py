@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from napari_segnet.cli.segment import describe_failure
+from napari_segnet.cli.one_file import describe_failure
 from napari_segnet.io import read_image
 
 

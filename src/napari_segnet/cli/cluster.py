@@ -4,9 +4,17 @@ Each worker loads the model once and keeps it (and the file it is reading blocks
 that are segmented whole are one task each and the worker writes their outputs (all or
 nothing, as locally). A big file's blocks are tasks whose objects come back to this process,
 which numbers them in block order and streams the labels and the CSV, exactly as a local run
-does; so the outputs are the same as a local run's. A worker lost mid-run costs only its tasks:
-dask gives them to another worker, and since outputs appear only when complete, nothing is
-written twice or half.
+does; so the outputs are the same as a local run's. How many block results this process
+holds is bounded by a window that grows with the workers (see
+:mod:`~napari_segnet.cli.block_window`); a wide cluster works on several big files at once.
+
+A worker lost mid-run costs only its tasks: dask gives them to another worker, and since
+outputs appear only when complete, nothing is written twice or half; temporaries a lost
+worker left are removed at the end. A task that keeps killing its workers (dask's
+``KilledWorker``) fails its file in one sentence, and the other files are still done.
+
+Tasks receive the :class:`~napari_segnet.cli.job.SegmentJob` (absolute paths, the model
+file, the device as a request that each worker resolves), never the command line.
 """
 
 from __future__ import annotations
@@ -14,14 +22,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import sys
 import threading
+import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .common import UserError, load_model_and_device, segment_settings
+from .block_window import BlockCounts, may_open_another, next_submissions, window_size
+from .common import UserError
+from .job import SegmentJob
+from .one_file import describe_failure, oversized_warning, refuse_export_block_by_block
 
 # On each worker: the model, and (per thread: reads ahead and tile caches are not shared)
 # the file whose blocks it is segmenting.
@@ -38,7 +49,8 @@ def add_options(parser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="run on N worker processes on this machine (a dask LocalCluster)",
+        help="run on N worker processes on this machine (a dask LocalCluster; with several "
+        "GPUs, each worker uses its own)",
     )
     group.add_argument(
         "--scheduler", default=None, metavar="ADDRESS", help="run on this dask scheduler"
@@ -52,88 +64,128 @@ def add_options(parser) -> None:
     )
 
 
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where to run: ``workers`` local processes, or an existing scheduler."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+    scheduler_file: Path | None = None
+
+
+def cluster_settings(args) -> ClusterSettings:
+    """Return the :class:`ClusterSettings` of the options."""
+    return ClusterSettings(args.workers, args.scheduler, args.scheduler_file)
+
+
 def wants_cluster(args) -> bool:
     """Whether the options ask for a cluster."""
     return bool(args.workers or args.scheduler or args.scheduler_file)
 
 
 @contextlib.contextmanager
-def open_client(args):
-    """Yield a dask client for the options; a LocalCluster is closed afterwards."""
+def open_client(cluster: ClusterSettings):
+    """Yield ``(client, threads)`` for the settings: a LocalCluster is closed afterwards.
+
+    ``threads`` is what each local worker process gives torch (None on a scheduler's
+    workers: their own default).
+    """
     from distributed import Client, LocalCluster
 
-    if args.workers is not None:
-        if args.workers < 1:
+    if cluster.workers is not None:
+        if cluster.workers < 1:
             raise UserError("--workers must be at least 1.")
-        args.worker_threads = max(1, (os.cpu_count() or 1) // args.workers)
         with (
             LocalCluster(
-                n_workers=args.workers,
+                n_workers=cluster.workers,
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
+            ) as local,
+            Client(local) as client,
         ):
-            yield client
+            yield client, max(1, (os.cpu_count() or 1) // cluster.workers)
         return
-    args.worker_threads = None
     try:
-        if args.scheduler_file is not None:
-            client = Client(scheduler_file=str(args.scheduler_file), timeout="20s")
+        if cluster.scheduler_file is not None:
+            client = Client(scheduler_file=str(cluster.scheduler_file), timeout="20s")
         else:
-            client = Client(args.scheduler, timeout="20s")
+            client = Client(cluster.scheduler, timeout="20s")
     except (OSError, TimeoutError, ValueError) as error:
-        where = args.scheduler_file or args.scheduler
+        where = cluster.scheduler_file or cluster.scheduler
         raise UserError(f"Cannot reach the dask scheduler at {where}: {error}") from error
     with client:
-        yield client
+        yield client, None
 
 
-def worker_model(args):
+def worker_device(requested: str, worker_name, gpus: int) -> str:
+    """Return the device a worker asks torch for: its own GPU when a machine has several.
+
+    Local workers are named 0, 1, …: with ``--device auto`` or ``cuda`` and several
+    GPUs, worker k takes GPU k modulo their number. Workers of other clusters (named
+    otherwise, usually given their GPUs by ``CUDA_VISIBLE_DEVICES``) and explicit
+    devices (``cuda:1``) are left as asked.
+    """
+    if requested not in ("auto", "cuda") or gpus < 2:
+        return requested
+    try:
+        index = int(worker_name)
+    except (TypeError, ValueError):
+        return requested
+    return f"cuda:{index % gpus}"
+
+
+def worker_model(job: SegmentJob):
     """Return the model and device of this worker, loaded once."""
-    key = (args.model, args.device)
+    key = (job.model, job.threads, job.settings.tta)
     with _MODEL_LOCK:  # a worker's threads share one model
         if key not in _WORKER_MODEL:
-            if getattr(args, "worker_threads", None):
-                import torch
+            import torch
+            from distributed import get_worker
 
-                torch.set_num_threads(args.worker_threads)
+            if job.threads:
+                torch.set_num_threads(job.threads)
+            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            try:
+                name = get_worker().name
+            except ValueError:  # not on a worker: no GPU of its own
+                name = None
+            device = worker_device(job.model.device, name, gpus)
             _WORKER_MODEL.clear()
-            _WORKER_MODEL[key] = load_model_and_device(args)
+            _WORKER_MODEL[key] = job.model.load(device=device, tta=job.settings.tta)
         return _WORKER_MODEL[key]
 
 
-def segment_file_task(path: Path, stem: str, args) -> tuple[bool, str]:
+def segment_file_task(path: Path, stem: str, job: SegmentJob) -> tuple[bool, str]:
     """Segment one file whole and write its outputs; return (ok, the line to print)."""
-    from .segment import describe_failure, segment_one
+    from .one_file import segment_one
 
-    model, device = worker_model(args)
     try:
-        n = segment_one(path, stem, args, model, segment_settings(args), device)
+        model, device = worker_model(job)
+        n = segment_one(path, stem, job, model, device)
     except Exception as error:  # reported by the client, like a local failure
         return False, describe_failure(path, error)
     return True, f"{path.name}: {n} objects"
 
 
-def segment_block_task(path: Path, args, channel, normalisation, scale, block, block_settings):
+def segment_block_task(path: Path, job: SegmentJob, plane, block, block_settings):
     """Segment one block of a big file at the file's zoom; return its :class:`BlockObjects`.
 
-    ``scale`` (a float) is the zoom planned once for the whole file, so that every block
-    sees the same zoomed plane.
+    ``plane`` is ``(channel, normalisation, scale)`` as planned once for the whole file,
+    so that every block sees the same normalised, zoomed plane.
     """
     from napari_segnet.inference.stream import PlaneSource, iter_segment_block, plane_predictors
     from napari_segnet.io import read_image
     from napari_segnet.progress import drain
 
-    model, device = worker_model(args)
-    key = (str(path), channel, normalisation, scale)
+    model, device = worker_model(job)
+    key = (str(path), *plane)
     if getattr(_WORKER_THREAD, "key", None) != key:
         _WORKER_THREAD.key = _WORKER_THREAD.plane = None
-        source = PlaneSource(read_image(path), channel, normalisation, scale)
-        predictors = plane_predictors(model, source, segment_settings(args), device)
+        source = PlaneSource(read_image(path), *plane)
+        predictors = plane_predictors(model, source, job.settings, device)
         _WORKER_THREAD.key, _WORKER_THREAD.plane = key, (source, predictors)
     source, predictors = _WORKER_THREAD.plane
     return drain(iter_segment_block(predictors, source, block, block_settings))
@@ -148,47 +200,59 @@ class _BigFile:
     files: object
     outputs: contextlib.ExitStack
     summary: object
-    submitted: int = 0
-    added: int = 0
+    counts: BlockCounts
     image: object = None
     spacing: tuple | None = None
     waiting: dict = field(default_factory=dict)
     futures: set = field(default_factory=set)
 
 
-def run_on_cluster(args, inputs: list[Path], stems: dict[Path, str]) -> tuple[int, int]:
-    """Segment ``inputs`` on the cluster the options name; return (failures, inputs tried)."""
+def _planning_model(job: SegmentJob):
+    """Load the model here, to plan big files.
+
+    On the device asked for if this machine has it, else on the CPU: a cluster's client
+    is often a login node without the workers' GPUs.
+    """
+    try:
+        return job.model.load(tta=job.settings.tta)
+    except UserError:
+        if job.model.device == "cpu":
+            raise
+        return job.model.load(device="cpu", tta=job.settings.tta)
+
+
+def run_on_cluster(
+    job: SegmentJob,
+    inputs: list[Path],
+    stems: dict[Path, str],
+    cluster: ClusterSettings,
+    resume: bool = False,
+) -> tuple[int, int]:
+    """Segment ``inputs`` on the cluster; return (failures, inputs tried)."""
     from distributed import as_completed
     from tqdm import tqdm
 
     from napari_segnet.io import read_image
 
-    from .segment import (
-        already_done,
-        block_by_block,
-        describe_failure,
-        refuse_export_block_by_block,
-    )
+    from .one_file import block_by_block
 
-    model, _ = load_model_and_device(args)  # here only to plan big files
-    settings = segment_settings(args)
+    model, _ = _planning_model(job)
     failures = tried = 0
-    with open_client(args) as client:
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
-        window = max(8, 4 * workers)  # blocks in flight (and results held) per big file
+    with open_client(cluster) as (client, threads):
+        job = replace(job, threads=threads)
         pending = as_completed()
         kinds: dict = {}
         big: deque = deque()
         for path in inputs:
-            if args.resume and already_done(args, stems[path]):
+            if resume and job.outputs.done(stems[path]):
                 print(f"{path.name}: already done", file=sys.stderr)
                 continue
             tried += 1
             try:
                 image = read_image(path)
-                is_big = block_by_block(image, args)
+                is_big = block_by_block(image, job.block)
                 if is_big:
-                    refuse_export_block_by_block(path, args)
+                    refuse_export_block_by_block(path, job)
             except Exception as error:
                 failures += 1
                 print(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
@@ -196,52 +260,57 @@ def run_on_cluster(args, inputs: list[Path], stems: dict[Path, str]) -> tuple[in
             if is_big:
                 big.append(path)
                 continue
-            future = client.submit(segment_file_task, path, stems[path], args, pure=False)
+            key = f"segment {path.name}-{uuid.uuid4().hex}"
+            future = client.submit(segment_file_task, path, stems[path], job, key=key)
             kinds[future] = ("file", path)
             pending.add(future)
         bar = tqdm(total=len(kinds), desc="cluster", file=sys.stderr, leave=False, disable=None)
-        current = None
+        open_files: list[_BigFile] = []
 
-        def submit_blocks(state: _BigFile) -> None:
-            plan = state.plan
-            while state.submitted < len(plan.blocks) and len(state.futures) < window:
-                block = plan.blocks[state.submitted]
+        def window() -> int:
+            return window_size(len(client.scheduler_info().get("workers", {})))
+
+        def submit_blocks() -> None:
+            size = window()
+            while big and may_open_another([f.counts for f in open_files], size):
+                state = open_next()
+                if state is not None:
+                    open_files.append(state)
+            for index in next_submissions([f.counts for f in open_files], size):
+                state = open_files[index]
+                block = state.plan.blocks[state.counts.submitted]
+                source = state.plan.source
                 future = client.submit(
                     segment_block_task,
                     state.path,
-                    args,
-                    plan.source.channel,
-                    plan.source.normalisation,
-                    plan.source.scale,
+                    job,
+                    (source.channel, source.normalisation, source.scale),
                     block,
-                    plan.block_settings,
-                    pure=False,
+                    state.plan.block_settings,
+                    key=f"block {block.index} of {state.path.name}-{uuid.uuid4().hex}",
                 )
-                kinds[future] = ("block", block.index)
+                kinds[future] = ("block", (state, block.index))
                 state.futures.add(future)
                 pending.add(future)
-                state.submitted += 1
+                state.counts.submitted += 1
 
-        def start_big() -> _BigFile | None:
+        def open_next() -> _BigFile | None:
             nonlocal failures
-            while big:
-                path = big.popleft()
-                try:
-                    state = _open_big_file(path, stems[path], args, model, settings)
-                except Exception as error:
-                    failures += 1
-                    print(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
-                    continue
-                estimate = state.plan.diameter_estimate
-                if estimate is not None and state.plan.scale != 1.0:
-                    bar.write(f"{path.name}: {estimate.describe()}", file=sys.stderr)
-                bar.total += len(state.plan.blocks)
-                bar.refresh()
-                submit_blocks(state)
-                return state
-            return None
+            path = big.popleft()
+            try:
+                state = _open_big_file(path, stems[path], job, model)
+            except Exception as error:
+                failures += 1
+                print(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
+                return None
+            estimate = state.plan.diameter_estimate
+            if estimate is not None and state.plan.scale != 1.0:
+                bar.write(f"{path.name}: {estimate.describe()}", file=sys.stderr)
+            bar.total += len(state.plan.blocks)
+            bar.refresh()
+            return state
 
-        current = start_big()
+        submit_blocks()
         for future in pending:
             kind, what = kinds.pop(future)
             bar.update(1)
@@ -253,75 +322,74 @@ def run_on_cluster(args, inputs: list[Path], stems: dict[Path, str]) -> tuple[in
                 failures += not ok
                 bar.write(line if ok else f"napari-segnet: error: {line}", file=sys.stderr)
                 continue
-            if current is None or future not in current.futures:
+            state, index = what
+            if state not in open_files or future not in state.futures:
                 continue  # a block of a big file that already failed
-            current.futures.discard(future)
+            state.futures.discard(future)
             try:
-                current.waiting[what] = future.result()
-                _add_ready_blocks(current)
-                submit_blocks(current)
-                if current.added < len(current.plan.blocks):
-                    continue
-                bar.write(_finish_big_file(current), file=sys.stderr)
+                state.waiting[index] = future.result()
+                _add_ready_blocks(state)
+                if state.counts.added == state.counts.total:
+                    open_files.remove(state)
+                    bar.write(_finish_big_file(state), file=sys.stderr)
             except Exception as error:
                 failures += 1
-                _abandon_big_file(current, error, client)
+                open_files.remove(state)
+                _abandon_big_file(state, error)
                 bar.write(
-                    f"napari-segnet: error: {describe_failure(current.path, error)}",
+                    f"napari-segnet: error: {describe_failure(state.path, error)}",
                     file=sys.stderr,
                 )
-            current = start_big()
+            submit_blocks()
         bar.close()
-    _remove_stale_temporaries(args, [stems[p] for p in inputs])
+    _remove_stale_temporaries(job, [stems[p] for p in inputs])
     return failures, tried
 
 
-def _open_big_file(path: Path, stem: str, args, model, settings) -> _BigFile:
+def _open_big_file(path: Path, stem: str, job: SegmentJob, model) -> _BigFile:
     from napari_segnet.inference.blocks import BLOCK
     from napari_segnet.inference.stream import StreamSummary, plan_stream
     from napari_segnet.inference.stream_outputs import StreamedFiles, labels_spacing
     from napari_segnet.io import atomic_paths, read_image
-
-    from .segment import output_paths
 
     image = read_image(path)
     spacing = labels_spacing(image)
     plan = plan_stream(
         image,
         model,
-        settings,
-        block=args.block or BLOCK,
-        halo=args.halo,
-        measure=not args.no_measure,
+        job.settings,
+        block=job.block or BLOCK,
+        halo=job.halo,
+        measure=job.outputs.measure,
         spacing=spacing,
     )
     outputs = contextlib.ExitStack()
-    temporaries = outputs.enter_context(atomic_paths(*output_paths(args, stem, streamed=True)))
+    paths = job.outputs.paths(stem, streamed=True)
+    temporaries = outputs.enter_context(atomic_paths(*paths))
     files = StreamedFiles(
         temporaries[0],
-        None if args.no_measure else temporaries[1],
+        temporaries[1] if job.outputs.measure else None,
         plan.source.labels_shape,
         spacing=spacing,
-        labels_format=args.labels_format,
+        labels_format=job.outputs.labels_format,
         model=getattr(model, "identity", None),
     )
     summary = StreamSummary(blocks=len(plan.blocks), halo=plan.halo)
-    return _BigFile(path, plan, files, outputs, summary, image=image, spacing=spacing)
+    counts = BlockCounts(total=len(plan.blocks))
+    return _BigFile(path, plan, files, outputs, summary, counts, image=image, spacing=spacing)
 
 
 def _add_ready_blocks(state: _BigFile) -> None:
     """Hand the blocks that are next in order to the files."""
-    while state.added in state.waiting:
-        objects = state.waiting.pop(state.added)
-        state.files(objects, state.plan.final_row(state.added))
+    while state.counts.added in state.waiting:
+        objects = state.waiting.pop(state.counts.added)
+        state.files(objects, state.plan.final_row(state.counts.added))
         state.summary.add(objects)
-        state.added += 1
+        state.counts.added += 1
 
 
 def _finish_big_file(state: _BigFile) -> str:
     from napari_segnet.inference.stream_outputs import empty_table
-
-    from .segment import oversized_warning
 
     state.files.close(
         empty_table=None if state.files.csv is None else empty_table(state.image, state.spacing)
@@ -333,26 +401,16 @@ def _finish_big_file(state: _BigFile) -> str:
     return line
 
 
-def _abandon_big_file(state: _BigFile, error: BaseException, client) -> None:
+def _abandon_big_file(state: _BigFile, error: BaseException) -> None:
     for future in state.futures:
         future.cancel()
     state.files.abort()
     state.outputs.__exit__(type(error), error, error.__traceback__)  # removes the temporaries
 
 
-def _remove_stale_temporaries(args, stems: list[str]) -> None:
-    """Remove temporary outputs that a worker lost mid-write left behind.
+def _remove_stale_temporaries(job: SegmentJob, stems: list[str]) -> None:
+    """Remove the temporaries of these inputs' outputs that a lost worker left behind."""
+    from napari_segnet.io.atomic import remove_stale_temporaries
 
-    A writer that is atomic itself, writing into an output's temporary, makes a temporary
-    of that temporary (``..<stem>_labels.<token>.partial.<token>.partial.tif``); a lost
-    worker can leave either kind.
-    """
-    for stem in stems:
-        for final in (f"{stem}_labels", f"{stem}_measurements"):
-            leftovers = [*args.out.glob(f".{final}.*.partial*"), *args.out.glob(f"..{final}.*")]
-            for stale in leftovers:
-                if stale.is_dir():
-                    shutil.rmtree(stale, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        stale.unlink()
+    finals = [path.name for stem in stems for path in job.outputs.every_path(stem)]
+    remove_stale_temporaries(job.outputs.folder, finals)

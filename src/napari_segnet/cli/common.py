@@ -105,21 +105,10 @@ def engine_options() -> argparse.ArgumentParser:
 
 
 def load_model_and_device(args: argparse.Namespace):
-    """Return ``(model, device)`` for ``--model`` and ``--device``."""
-    from napari_segnet.inference.devices import select_device
-    from napari_segnet.models import load_model
-    from napari_segnet.models.bundled import resolve_model
+    """Return ``(model, device)`` for ``--model`` and ``--device`` (and ``--tta``)."""
+    from .job import model_request
 
-    device = select_device(args.device)
-    model, _ = load_model(resolve_model(args.model), device=device, fuse=True)
-    if getattr(args, "tta", False):  # refused once, not once a file
-        from napari_segnet.inference.augment import VIEWS, check_views
-
-        try:
-            check_views(model, VIEWS)
-        except ValueError as error:
-            raise UserError(str(error)) from None
-    return model, device
+    return model_request(args).load(tta=getattr(args, "tta", False))
 
 
 def segment_settings(args: argparse.Namespace):

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 # Most file systems limit one name to 255 bytes; the temporary name must fit too.
 _NAME_MAX = 255
+# ".<stem>.<pid>-<8 hex>.partial<suffix>": the one name of an output's temporary.
+_TEMPORARY = re.compile(r"^\.(?P<stem>.*)\.\d+-[0-9a-f]{8}\.partial(?P<suffix>\.[^.]*)?$")
 
 
 @contextlib.contextmanager
@@ -83,6 +86,11 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
     finals = [Path(p) for p in paths]
     if len({os.path.abspath(f) for f in finals}) != len(finals):
         raise ValueError("The same file is given twice: " + ", ".join(map(str, finals)) + ".")
+    if all(is_temporary(final) for final in finals):
+        # Writing into an outer atomic write's temporaries: they are hidden already and
+        # move into place with it, so one temporary name per output is enough.
+        yield tuple(finals)
+        return
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
     temporaries = [_sibling(final, token, "partial") for final in finals]
     try:
@@ -163,6 +171,46 @@ def _sibling(final: Path, token: str, kind: str) -> Path:
     while len(os.fsencode(stem)) > room and stem:
         stem = stem[:-1]
     return final.with_name(f".{stem}{tail}")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as :func:`atomic_paths` names a temporary."""
+    return _TEMPORARY.match(Path(path).name) is not None
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, finals: Iterable[str]) -> list[Path]:
+    """Remove the temporaries that writes of ``finals`` (file names in ``folder``) left.
+
+    A process killed while writing leaves its temporary behind (``.<stem>.<token>.partial
+    <suffix>``, a file or a folder); this removes those of the given outputs only, also the
+    temporaries of temporaries that earlier versions made. Call it when no writer of those
+    outputs runs any more.
+
+    Returns
+    -------
+    list of pathlib.Path
+        What was removed.
+    """
+    wanted = set(finals)
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in Path(folder).iterdir():
+            final = _final_name(entry.name)
+            if final is not None and final in wanted:
+                _remove(entry)
+                removed.append(entry)
+    return removed
+
+
+def _final_name(name: str) -> str | None:
+    """Return the output a temporary's name stands for (through nested ones), or None.
+
+    A name cut short to fit the file system's limit stands for nothing.
+    """
+    found = None
+    while (match := _TEMPORARY.match(name)) is not None:
+        name = found = match["stem"] + (match["suffix"] or "")
+    return found
 
 
 def writable_destination(path: str | os.PathLike) -> Path:
