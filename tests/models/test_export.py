@@ -227,3 +227,19 @@ def test_every_head_is_exported(tmp_path):
     for key in expected:
         assert got[key].shape == expected[key].shape
         np.testing.assert_allclose(got[key], expected[key], atol=1e-4, rtol=1e-4)
+
+
+def test_cuda_asked_of_an_onnxruntime_without_it_says_the_model_runs_on_the_cpu(onnx_file, caplog):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has a CUDA provider")
+    with caplog.at_level("WARNING", logger="napari_segnet.models.onnx_model"):
+        model, _ = load_model(onnx_file[0], device="cuda")
+    note = model.device_note
+    assert note.startswith("nuclei.onnx runs on the CPU, not on CUDA: onnxruntime ")
+    assert "\n" not in note and note.endswith(".")
+    assert [record.getMessage() for record in caplog.records] == [note]
+    assert next(model.parameters()).device.type == "cpu"
+    cpu_model, _ = load_model(onnx_file[0], device="cpu")
+    assert cpu_model.device_note is None

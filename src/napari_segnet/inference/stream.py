@@ -41,6 +41,7 @@ from napari_segnet.progress import Progress, drain, relay
 from .augment import VIEWS
 from .blocks import BLOCK, Block, BlockObjects, default_halo, kept_objects, plan_blocks
 from .diameter import AUTO, DiameterEstimate, iter_estimate_diameter
+from .fallback import Attempt, fall_back, next_attempt
 from .normalise import Normalisation, network_shape, normalisation_of, spatial_key
 from .segment import (
     SegmentSettings,
@@ -275,7 +276,22 @@ def iter_segment_block(
     """Segment one block's context; return the objects the block keeps, measured.
 
     ``predictors`` holds one predictor per plane (see :meth:`StreamPlan.predictors`).
+    When the network runs out of memory, the block is segmented again with smaller
+    tiles, then on the CPU (see :func:`~napari_segnet.inference.fallback.fall_back`),
+    each retry announced by an event whose ``info["warning"]`` says so; the
+    predictors are replaced in the list, so that the blocks after keep that setting.
     """
+    while True:
+        try:
+            return (yield from _iter_segment_block(predictors, source, block, settings))
+        except Exception as error:
+            warning = fall_back(predictors, error)
+        yield Progress(0, 1, "retrying the block", {"warning": warning})
+
+
+def _iter_segment_block(
+    predictors: list[TiledPredictor], source: PlaneSource, block: Block, settings: BlockSettings
+) -> Generator[Progress, None, BlockObjects]:
     from napari_segnet.postprocess.classes import classify_instances
     from napari_segnet.postprocess.stack import link_planes
 
@@ -522,27 +538,41 @@ def iter_segment_streamed(
     ``final_row``. Yields progress in thousandths of a block. With
     ``settings.diameter="auto"`` the object size is measured first (see
     :func:`iter_plan_stream`); when that rescales the image, an event's
-    ``info["message"]`` says what was measured.
+    ``info["message"]`` says what was measured. When the network runs out of
+    memory, the work is done again with smaller tiles, then on the CPU, as
+    whole planes are (see :mod:`napari_segnet.inference.fallback`); an event's
+    ``info["warning"]`` says so, and the model stays on its device.
 
     Returns
     -------
     StreamSummary
 
     """
-    plan = yield from relay(
-        iter_plan_stream(
-            image,
-            model,
-            settings,
-            block=block,
-            halo=halo,
-            measure=measure,
-            spacing=spacing,
-            device=device,
-        ),
-        lambda event: Progress(0, 1, "estimating the object size"),
-    )
-    predictors = plan.predictors(model, settings, device)
+    import torch
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    attempt = Attempt(settings.tile, settings.batch_size, device, model)
+    while True:  # the object size is measured with the network: it may run out of memory too
+        settings = replace(settings, tile=attempt.tile, batch_size=attempt.batch_size)
+        try:
+            plan = yield from relay(
+                iter_plan_stream(
+                    image,
+                    attempt.model,
+                    settings,
+                    block=block,
+                    halo=halo,
+                    measure=measure,
+                    spacing=spacing,
+                    device=attempt.device,
+                ),
+                lambda event: Progress(0, 1, "estimating the object size", event.info),
+            )
+            break
+        except Exception as error:
+            attempt, warning = next_attempt(attempt, error)
+        yield Progress(0, 1, "estimating the object size", {"warning": warning})
+    predictors = plan.predictors(attempt.model, settings, attempt.device)
     n = len(plan.blocks)
     summary = StreamSummary(
         blocks=n, halo=plan.halo, scale=plan.scale, diameter_estimate=plan.diameter_estimate
@@ -557,6 +587,7 @@ def iter_segment_streamed(
                 number * 1000 + int(1000 * event.done / max(event.total, 1)),
                 n * 1000,
                 f"segmenting block {number + 1} of {n}",
+                event.info,  # a retry's warning
             ),
         )
         add(objects, plan.final_row(number))

@@ -287,6 +287,17 @@ class TiledPredictor:
         import torch
 
         check_views(model, views)
+        # As asked, for replaced(): a predictor like this one with some options changed.
+        self.options = dict(
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            cache_bytes=cache_bytes,
+            scale=scale,
+            views=views,
+        )
         self.views = views
         self.model, self.read, self.shape = model, read, tuple(int(n) for n in shape)
         if not scale > 0:
@@ -323,6 +334,22 @@ class TiledPredictor:
         }
         self._cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
         self._cached_bytes = 0
+
+    def replaced(self, *, model=None, **options) -> TiledPredictor:
+        """Return a predictor of the same plane with ``model`` or some options changed.
+
+        ``options`` are those of the constructor (``tile``, ``batch_size``,
+        ``device``, ...); the new predictor starts with an empty cache.
+        """
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise TypeError(f"TiledPredictor has no option {', '.join(sorted(unknown))}.")
+        return TiledPredictor(
+            self.model if model is None else model,
+            self.read,
+            self.shape,
+            **{**self.options, **options},
+        )
 
     def network_window(self, rows: slice, columns: slice) -> tuple[slice, slice]:
         """Return the window of the network's (zoomed) plane that a window of the plane needs."""

@@ -1,9 +1,16 @@
 """The encoder–decoder–classifier network, its encoders, model files and bundled models."""
 
-from .checkpoint import ModelLoadError, load_model, read_model_config, read_model_file, save_model
+from .checkpoint import (
+    ModelLoadError,
+    load_model,
+    model_identity,
+    read_model_config,
+    read_model_file,
+    save_model,
+)
 from .config import ModelConfig
 from .encoders import ENCODERS
-from .identity import ModelIdentity, model_identity
+from .identity import ModelIdentity
 from .network import (
     SegNet,
     create_model,

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checkpoint import FORMAT
 from .config import ModelConfig
+from .formats import FORMAT
 
 __all__ = ["FORMAT", "ExportedNetwork", "ModelExportError", "activate", "output_names"]
 

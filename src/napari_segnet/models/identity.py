@@ -18,9 +18,9 @@ from typing import Any
 
 from napari_segnet.io.model_identity import ModelIdentity
 
-from .checkpoint import ModelLoadError
+from .formats import ModelLoadError
 
-__all__ = ["ModelIdentity", "model_identity", "safetensors_sha256", "state_sha256"]
+__all__ = ["ModelIdentity", "file_identity", "safetensors_sha256", "state_sha256"]
 
 DEFAULT_CONFIG_NAME = "custom"  # ModelConfig's name when nobody named the model
 # The version a model file records of itself, in its provenance.
@@ -39,59 +39,6 @@ _SAFETENSORS_DTYPES = {
     "bool": "BOOL",
 }
 _CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def model_identity(model_or_path) -> ModelIdentity:
-    """Return the :class:`ModelIdentity` of a loaded model, a model file or a model name.
-
-    Parameters
-    ----------
-    model_or_path : SegNet, OnnxModel, str or os.PathLike
-        A model from :func:`~napari_segnet.models.load_model` (which carries its
-        identity as ``model.identity``), another network (hashed from its
-        ``state_dict``, named after its config, without a version), a model
-        file, or a model name (``nuclei``, ``nuclei@1``, a user model).
-
-    Returns
-    -------
-    ModelIdentity
-        For a bundled model, its name and version. For a ``.safetensors`` file,
-        the name in its config (the file's stem when the config has none) and
-        the version its provenance records as ``model_version`` (else None).
-        Exported models (``.onnx``, BioImage Model Zoo ``.zip``) are named the
-        same way, but their hash is that of the ONNX file (the one inside a
-        ``.zip``): it covers the graph and its metadata, so it changes when
-        the file is exported again.
-
-    Raises
-    ------
-    ModelLoadError
-        If the file cannot be read as a model.
-    ValueError
-        If a name is not a known model (see
-        :func:`~napari_segnet.models.bundled.resolve_model`).
-
-    """
-    identity = getattr(model_or_path, "identity", None)
-    if isinstance(identity, ModelIdentity):
-        return identity
-    if hasattr(model_or_path, "state_dict"):
-        config = getattr(model_or_path, "config", None)
-        name = getattr(config, "name", None) or DEFAULT_CONFIG_NAME
-        return ModelIdentity(name, None, state_sha256(model_or_path.state_dict()))
-    from .bundled import resolve_model
-
-    path = Path(model_or_path)
-    if not path.is_file():
-        path = resolve_model(model_or_path)
-    from .onnx_model import is_exported, load_onnx_model
-
-    if is_exported(path):
-        return load_onnx_model(path, threads=1)[0].identity
-    from .checkpoint import read_model_config
-
-    config, provenance = read_model_config(path)
-    return file_identity(path, config, provenance)
 
 
 def file_identity(path: str | os.PathLike, config, provenance: dict[str, Any]) -> ModelIdentity:

@@ -13,6 +13,7 @@ colleague is as safe as opening a ``.safetensors`` model file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -22,11 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import FORMAT, ModelLoadError
 from .config import ModelConfig
 from .exported import INPUT_NAME, METADATA_KEYS
+from .formats import FORMAT, ModelLoadError
+from .identity import exported_identity
 
 EXPORTED_SUFFIXES = (".onnx", ".zip")
+
+_log = logging.getLogger(__name__)
 
 
 def is_exported(path: str | os.PathLike) -> bool:
@@ -52,10 +56,14 @@ class OnnxModel(nn.Module):
     ----------
     outputs_activated : bool
         Always True: the outputs are probabilities and distances, not logits.
+    device_note : str or None
+        Why the model runs on another device than the one asked for (CUDA
+        asked, but onnxruntime has no usable CUDA provider), or None.
 
     """
 
     outputs_activated = True
+    device_note: str | None = None
 
     def __init__(self, session, config: ModelConfig, size_multiple: int, name: str = "model"):
         super().__init__()
@@ -107,7 +115,10 @@ def load_onnx_model(
         The file.
     device : str or torch.device
         ``cuda`` uses onnxruntime's CUDA provider where the installed
-        onnxruntime has one; everything else runs on the CPU.
+        onnxruntime has a usable one; everything else runs on the CPU. When
+        CUDA was asked for and the model runs on the CPU, one line saying so is
+        logged as a warning (logger ``napari_segnet.models.onnx_model``) and
+        kept as the model's ``device_note``.
     threads : int, optional
         Threads of onnxruntime (default: as many as torch uses).
 
@@ -126,17 +137,29 @@ def load_onnx_model(
         If the file is not a model exported by napari-segnet.
 
     """
-    from .identity import exported_identity
-
     path = Path(path)
     data = read_onnx_bytes(path)
     session = create_session(data, device, threads=threads, name=path.name)
     config, provenance, multiple = _metadata(session.get_modelmeta().custom_metadata_map, path)
     model = OnnxModel(session, config, multiple, path.name)
     model.identity = exported_identity(path, config, provenance, data)
-    if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in session.get_providers():
-        model.to(device)
+    if torch.device(device).type == "cuda":
+        if "CUDAExecutionProvider" in session.get_providers():
+            model.to(device)
+        else:
+            model.device_note = cuda_unavailable_note(path.name)
+            _log.warning(model.device_note)
     return model.eval(), provenance
+
+
+def cuda_unavailable_note(name: str) -> str:
+    """Say in one line that an exported model runs on the CPU although CUDA was asked for."""
+    import onnxruntime as ort
+
+    return (
+        f"{name} runs on the CPU, not on CUDA: onnxruntime {ort.__version__} has no usable "
+        "CUDA provider here (onnxruntime-gpu, matching this CUDA, has one)."
+    )
 
 
 def read_exported_config(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
