@@ -62,12 +62,18 @@ def test_open_segment_measure_train_segment_again_inspect(
     assert (tmp_path / "models" / "nuclei-tuned.safetensors").is_file()
     assert len(train.curve.scores) == 2
 
-    # Segment again with the new model, which Segment now offers and has selected.
+    # Segment again with the new model, which Segment now offers and has selected: the
+    # corrected labels are kept, the new ones go to a new layer.
     assert segment.model.currentText() == "nuclei-tuned"
+    corrected = labels.data.copy()
     click_and_wait(segment, segment.run_button)
-    assert viewer.layers["DAPI labels"] is labels  # updated, not piled up
-    assert len([layer for layer in viewer.layers if isinstance(layer, Labels)]) == 1
-    assert len(np.unique(labels.data)) - 1 > 100
+    assert viewer.layers["DAPI labels"] is labels
+    np.testing.assert_array_equal(labels.data, corrected)
+    names = [layer.name for layer in viewer.layers if isinstance(layer, Labels)]
+    assert names == ["DAPI labels", "DAPI labels [2]"]
+    assert len(np.unique(viewer.layers["DAPI labels [2]"].data)) - 1 > 100
+    click_and_wait(segment, segment.run_button)  # the new layer is updated, not piled up
+    assert len([layer for layer in viewer.layers if isinstance(layer, Labels)]) == 2
 
     # Inspect the network on the image.
     _, inspect = viewer.window.add_plugin_dock_widget("napari-segnet", "Inspect network")

@@ -90,6 +90,34 @@ def image_from_layer(layer, axes: str):
     return MicroscopyImage(data, axes, names, dict(layer.metadata.get("pixel_size") or {}))
 
 
+def shown_position(viewer, layer, axes: str) -> dict[str, int]:
+    """Tell which plane of a layer the viewer shows now: the index along each T and Z axis.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Its ``dims.point`` says which plane is shown.
+    layer : napari.layers.Layer
+        The layer, for its ``scale`` and ``translate``.
+    axes : str
+        The layer's axes (see :func:`layer_axes`).
+
+    Returns
+    -------
+    dict
+        ``{"T": t, "Z": z}`` for the axes the layer has (empty for a single plane).
+    """
+    offset = viewer.dims.ndim - layer.ndim
+    data = full_resolution(layer)
+    position = {}
+    for layer_dim, axis in enumerate(axes.replace("S", "")):
+        if axis in "TZ":
+            point = viewer.dims.point[offset + layer_dim]
+            step = (point - layer.translate[layer_dim]) / layer.scale[layer_dim]
+            position[axis] = int(np.clip(round(step), 0, data.shape[layer_dim] - 1))
+    return position
+
+
 def displayed_plane(viewer, image, layer, channel: int | None = None) -> np.ndarray:
     """Cut the 2-D (or RGB) plane that the viewer shows now out of a layer's image.
 
@@ -109,24 +137,29 @@ def displayed_plane(viewer, image, layer, channel: int | None = None) -> np.ndar
     numpy.ndarray
         Y, X (and S) of ``image``; other axes indexed at the viewer's position.
     """
-    offset = viewer.dims.ndim - layer.ndim
-    index = []
-    layer_dim = 0
-    for axis in image.axes:
-        if axis == "S":
-            index.append(slice(None))
-            continue
-        if axis == "C":
-            index.append(channel or 0)
-        elif axis in "YX":
-            index.append(slice(None))
-        else:
-            point = viewer.dims.point[offset + layer_dim]
-            step = (point - layer.translate[layer_dim]) / layer.scale[layer_dim]
-            size = image.data.shape[len(index)]
-            index.append(int(np.clip(round(step), 0, size - 1)))
-        layer_dim += 1
-    return np.asarray(image.data[tuple(index)])
+    position = shown_position(viewer, layer, image.axes)
+    index = tuple(
+        position[axis] if axis in position else (channel or 0) if axis == "C" else slice(None)
+        for axis in image.axes
+    )
+    return np.asarray(image.data[index])
+
+
+def plane_of(image, position: dict[str, int]):
+    """Return one plane of an image (its channels kept) as a MicroscopyImage.
+
+    Parameters
+    ----------
+    image : napari_segnet.io.MicroscopyImage
+        A stack or time series.
+    position : dict
+        The index along each of its T and Z axes (see :func:`shown_position`).
+    """
+    from dataclasses import replace
+
+    index = tuple(position[axis] if axis in position else slice(None) for axis in image.axes)
+    axes = "".join(axis for axis in image.axes if axis not in position)
+    return replace(image, data=image.data[index], axes=axes)
 
 
 def yx_dimensions(layer) -> list[int]:

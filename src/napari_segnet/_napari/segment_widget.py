@@ -1,37 +1,44 @@
-"""The Segment dock widget: run a model on an image layer, add or update a labels layer."""
+"""The Segment dock widget: run a model on an image layer, add or update a labels layer.
+
+The network's outputs of recent runs are kept (:mod:`napari_segnet.inference.reuse`),
+so that Segment after a change of thresholds only makes the objects again; labels
+corrected by hand are never overwritten (:mod:`.labels_output`).
+"""
 
 from __future__ import annotations
 
-import logging
-import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 from napari.layers import Image, Labels
+from napari.utils.notifications import show_info
 from qtpy import QtWidgets as qw
 
-from napari_segnet.inference.devices import select_device
 from napari_segnet.inference.diameter import AUTO
-from napari_segnet.inference.fallback import iter_segment_with_fallback
+from napari_segnet.inference.reuse import OutputsCache, output_bytes
 from napari_segnet.inference.segment import SegmentSettings
-from napari_segnet.inference.stream import should_stream
-from napari_segnet.inference.stream_outputs import iter_segment_to_files
-from napari_segnet.io import MicroscopyImage
-from napari_segnet.messages import one_sentence
-from napari_segnet.models.checkpoint import ModelLoadError, load_model, read_model_config
-from napari_segnet.postprocess import InstanceSettings
-from napari_segnet.progress import Progress, relay
+from napari_segnet.models.checkpoint import ModelLoadError, read_model_config
+from napari_segnet.postprocess import InstanceSettings, StarSettings
 
-from . import pickers
-from .layer_axes import layer_axes
+from . import labels_output, pickers
+from .calibration import spatial_spacing
+from .layer_axes import layer_axes, plane_of, shown_position
 from .layers import record_model
 from .model_picker import ModelPicker
 from .qt_helpers import WrappingLabel, hbox, request_or_notify, spin_box
-from .worker import Failed, WidgetWorker
+from .segment_fields import DiameterField, FolderField
+from .segment_run import (
+    BlockResult,
+    SegmentRequest,
+    SegmentResult,
+    remove_stale_temporary,
+    results_dir,
+    run_segmentation,
+)
+from .worker import WidgetWorker
 
-_log = logging.getLogger(__name__)
+__all__ = ["BlockResult", "SegmentRequest", "SegmentWidget", "run_segmentation"]
 
 
 def model_config(path):
@@ -40,116 +47,6 @@ def model_config(path):
         return read_model_config(path)[0]
     except ModelLoadError:
         return None
-
-
-@dataclass(frozen=True, eq=False)
-class SegmentRequest:
-    """What one click on Segment runs: the arguments of :func:`run_segmentation`.
-
-    Attributes
-    ----------
-    image : MicroscopyImage
-        The picked layer's data with its axes (all channels; ``settings`` picks one).
-    model_path : pathlib.Path
-        The model file.
-    device : str
-        ``auto``, ``cpu``, ``cuda`` or ``mps``.
-    settings : SegmentSettings
-        Channel, object size, tiling and instance thresholds.
-    probabilities : bool
-        Whether to keep the class probability maps (for extra layers).
-    results : pathlib.Path
-        Where the labels of a plane segmented block by block are written.
-    name : str
-        The layer's name, for the name of those labels.
-    """
-
-    image: MicroscopyImage
-    model_path: Path | None
-    device: str
-    settings: SegmentSettings
-    probabilities: bool = False
-    results: Path | None = None
-    name: str = "image"
-
-
-def results_dir() -> Path:
-    """Return the folder for labels of big planes.
-
-    ``$NAPARI_SEGNET_RESULTS``, or ``~/.napari-segnet/results``.
-    """
-    return Path(os.environ.get("NAPARI_SEGNET_RESULTS", Path.home() / ".napari-segnet" / "results"))
-
-
-@dataclass(frozen=True)
-class BlockResult:
-    """Labels of a big plane segmented block by block, in an OME-Zarr folder.
-
-    Attributes
-    ----------
-    path : pathlib.Path
-        The ``.zarr`` folder (a pyramid: level 0 is full resolution).
-    summary : napari_segnet.inference.stream.StreamSummary
-        Objects found, and how many may be cut at block borders.
-    """
-
-    path: Path
-    summary: object
-
-
-def run_segmentation(
-    image, model_path, device, settings, probabilities=False, results=None, name="image"
-):
-    """Load the model and segment the image, yielding Progress.
-
-    Runs in a worker thread: its arguments hold no Qt or napari objects. An image
-    that :func:`~napari_segnet.inference.stream.should_stream` calls big (a plane or
-    a Z-stack) is segmented block by block, in bounded memory, into an OME-Zarr folder in
-    ``results`` (see :func:`results_dir`), and comes back as a :class:`BlockResult`.
-
-    Returns
-    -------
-    tuple or Failed
-        ``(Segmentation or BlockResult, where it ran, the model's ModelIdentity)``, or
-        :class:`Failed` with one sentence (it never raises). Out of GPU memory, it
-        retries with smaller tiles and then on the CPU
-        (:mod:`napari_segnet.inference.fallback`); where it ran says so.
-    """
-    warnings = []
-
-    def note(event):
-        if "warning" in event.info:
-            warnings.append(event.info["warning"])
-        return event
-
-    try:
-        yield Progress(0, 1, "loading the model")
-        device = select_device(device)
-        model, _ = load_model(model_path, device, fuse=True)
-        if should_stream(image):
-            events = _segment_in_blocks(image, model, settings, device, results, name)
-            return (yield from events), str(device), model.identity
-        events = iter_segment_with_fallback(
-            image, model, settings, device=device, keep_probabilities=probabilities
-        )
-        result = yield from relay(events, note)
-    except Exception as error:
-        _log.debug("Segmentation failed", exc_info=True)
-        return Failed(one_sentence(error))
-    return result, str(device) + (f" ({warnings[-1]})" if warnings else ""), model.identity
-
-
-def _segment_in_blocks(image, model, settings, device, results: Path | None, name: str):
-    """Segment a big plane or Z-stack block by block into an OME-Zarr pyramid in ``results``."""
-    folder = results or results_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "image"
-    path = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}_labels.zarr"
-    events = iter_segment_to_files(
-        image, model, settings, path, labels_format="zarr", device=device
-    )
-    summary = yield from events
-    return BlockResult(path, summary)
 
 
 class SegmentWidget(qw.QWidget):
@@ -161,27 +58,37 @@ class SegmentWidget(qw.QWidget):
         The viewer whose layers are offered and where the labels are added.
     parent : QWidget, optional
         The Qt parent.
+
+    Attributes
+    ----------
+    cache : OutputsCache
+        The network outputs of recent runs (dropped when their layer is closed).
+    outputs : labels_output.ResultLayers
+        Writes the results to layers, never over labels edited by hand.
     """
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self._viewer = napari_viewer
-        self._target = None
-        form = qw.QFormLayout(self)
+        self._target = self._request = self._config = None
+        self._started = 0.0
+        self.cache = OutputsCache()
+        self.outputs = labels_output.ResultLayers(napari_viewer)
+        self.form = form = qw.QFormLayout(self)
         form.setFieldGrowthPolicy(qw.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.image = pickers.LayerPicker(napari_viewer, Image)
         self.channel, self.model = pickers.ChannelPicker(), ModelPicker(select_registered=True)
         self.device, self._devices = pickers.device_picker()
         self.device_info = WrappingLabel(self._devices.describe(f"auto uses {self._devices.auto}"))
         self.device_info.setToolTip(self._devices.reasons)
-        self.diameter = spin_box(qw.QDoubleSpinBox(), 0, 1000, 0, "px")
-        self.diameter.setSpecialValueText("auto")
+        self.diameter_field = DiameterField()
+        self.diameter = self.diameter_field.size
         self.rescale = qw.QCheckBox("Rescale to the model's object size")
         self.rescale.setChecked(True)
         self.rescale.setToolTip(
             "Unchecked: the image is segmented as it is, whatever the size of its objects."
         )
-        self.rescale.toggled.connect(self.diameter.setEnabled)
+        self.rescale.toggled.connect(self.diameter_field.setEnabled)
         instances = InstanceSettings()  # until a model's own thresholds replace them
         self.seed = spin_box(qw.QDoubleSpinBox(), 0.01, 0.99, instances.seed_threshold, step=0.05)
         self.foreground = spin_box(
@@ -192,33 +99,63 @@ class SegmentWidget(qw.QWidget):
             "Objects smaller than this are removed. Pixels as the network sees them: when the "
             "image is rescaled to the model's object size, the limit is rescaled with it."
         )
+        star = StarSettings()
+        self.prob_threshold = spin_box(
+            qw.QDoubleSpinBox(), 0.01, 0.99, star.prob_threshold, step=0.05
+        )
+        self.prob_threshold.setToolTip("Pixels more probable than this propose a polygon.")
+        self.overlap_threshold = spin_box(
+            qw.QDoubleSpinBox(), 0.0, 1.0, star.nms_threshold, step=0.05
+        )
+        self.overlap_threshold.setToolTip(
+            "Of two polygons overlapping by more than this share of the smaller one, the less "
+            "probable is dropped: lower keeps fewer, less overlapping objects."
+        )
         self.tile = spin_box(qw.QSpinBox(), 64, 4096, SegmentSettings().tile, "px", step=64)
+        self.plane_only = qw.QCheckBox("This plane only")
+        self.plane_only.setToolTip(
+            "Segment only the plane shown now (its Z slice and time frame); the other planes "
+            "of the labels are kept."
+        )
         self.probabilities = qw.QCheckBox("Add probability maps")
+        self.plane_only.toggled.connect(lambda on: self.probabilities.setEnabled(not on))
         self.tta = qw.QCheckBox("Test-time flips (8 × slower)")
         self.tta.setToolTip(
             "Average every tile over its eight flips and rotations: slightly smoother edges."
         )
+        self.results = FolderField("a temporary folder", "Folder for the labels of big images")
+        self.results.set_path(results_dir())
+        self.results.setToolTip(
+            "Images over 4096 × 4096 pixels are segmented block by block into an OME-Zarr "
+            "folder here. Empty: a temporary folder, removed when the labels layer is closed."
+        )
+        self._rows = {}
         rows = (
             ("Image", self.image),
             (self.channel.label, self.channel),
             ("Model", self.model),
             ("Device", self.device),
             ("", self.device_info),
-            ("Object diameter", self.diameter),
+            ("Object diameter", self.diameter_field),
             ("", self.rescale),
             ("Seed threshold", self.seed),
             ("Foreground threshold", self.foreground),
             ("Min size", self.min_size),
+            ("Polygon probability", self.prob_threshold),
+            ("Polygon overlap", self.overlap_threshold),
             ("Tile size", self.tile),
+            ("", self.plane_only),
             ("", self.tta),
             ("", self.probabilities),
+            ("Big images to", self.results),
         )
         for label, field in rows:
+            label = qw.QLabel(label) if isinstance(label, str) else label
             form.addRow(label, field)
+            self._rows[field] = label
         self.run_button, self.cancel_button = qw.QPushButton("Segment"), qw.QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.progress, self.status = qw.QProgressBar(), qw.QLabel("")
-        self.status.setWordWrap(True)
+        self.progress, self.status = qw.QProgressBar(), WrappingLabel("")
         form.addRow(hbox(self.run_button, self.cancel_button))
         form.addRow(self.progress)
         form.addRow(self.status)
@@ -227,29 +164,64 @@ class SegmentWidget(qw.QWidget):
         self.runner.returned.connect(self._on_result)
         self.runner.finished.connect(self._on_finished)
         self.model.model_changed.connect(self._on_model)
-        self.image.layer_changed.connect(self.channel.update_for)
+        self.image.layer_changed.connect(self._on_layer)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
+        napari_viewer.layers.events.removed.connect(self._on_layer_removed)
         self._on_model(self.model.path())
-        self.channel.update_for(self.image.layer())
+        self._on_layer(self.image.layer())
+        remove_stale_temporary()
+
+    def _show_row(self, field, visible: bool) -> None:
+        field.setVisible(visible)
+        self._rows[field].setVisible(visible)
 
     def _on_model(self, path) -> None:
-        config = model_config(path)
+        self._config = config = model_config(path)
         star = bool(getattr(config, "has_star_head", False))  # rays cannot be flipped yet
         self.tta.setEnabled(not star)
         if star:
             self.tta.setChecked(False)
+        method = getattr(config, "instance_method", "watershed") if star else "watershed"
+        for field in (self.seed, self.foreground, self.min_size):
+            self._show_row(field, method != "star")  # polygons alone: no watershed
+        for field in (self.prob_threshold, self.overlap_threshold):
+            self._show_row(field, method != "watershed")
         defaults = InstanceSettings(**(getattr(config, "instance_settings", None) or {}))
         self.seed.setValue(defaults.seed_threshold)
         self.foreground.setValue(defaults.foreground_threshold)
         self.min_size.setValue(int(defaults.min_size))
         trained = getattr(config, "object_diameter_px", None)
-        self.diameter.setToolTip(
-            "Typical object diameter in pixels. 'auto' measures it on the image first; the "
-            f"image is then rescaled so that objects are {trained:g} px wide, as in training."
+        self.diameter_field.setToolTip(
+            "Typical object diameter, in pixels or (for a calibrated layer) µm. 'auto' "
+            f"measures it on the image first; the image is then rescaled so that objects are "
+            f"{trained:g} px wide, as in training."
             if trained
             else "This model has no training size: it always runs at full size."
         )
+
+    def _on_layer(self, layer) -> None:
+        self.channel.update_for(layer)
+        try:
+            axes = layer_axes(layer) if layer is not None else ""
+        except ValueError:  # reported when Segment is clicked
+            axes = ""
+        self.diameter_field.update_for(layer, axes)
+        stacked = [axis for axis in "TZ" if axis in axes]
+        self.plane_only.setText(
+            {"T": "This frame only", "Z": "This slice only"}.get(
+                "".join(stacked), "This plane only"
+            )
+        )
+        self._show_row(self.plane_only, bool(stacked))
+        if not stacked:
+            self.plane_only.setChecked(False)
+
+    def _on_layer_removed(self, event) -> None:
+        layer = event.value
+        self.cache.forget(layer.unique_id)
+        if isinstance(layer, Labels):
+            labels_output.remove_temporary(layer)
 
     def request(self) -> SegmentRequest:
         """Read what a click on Segment would run from the current settings.
@@ -257,26 +229,48 @@ class SegmentWidget(qw.QWidget):
         Raises
         ------
         ValueError
-            If there is no image layer or its axes cannot be told.
+            If there is no image layer, its axes cannot be told, or a diameter in
+            µm is asked of a layer that is not calibrated.
         """
-        image, channel = self.channel.picked(self.image.layer())
+        layer = self.image.layer()
+        image, channel = self.channel.picked(layer)
+        axes = layer_axes(layer)
+        diameter, unit = self.diameter_field.value()
+        if unit == "um" and self.rescale.isChecked() and diameter:
+            image = _calibrated(image, layer, axes)
+        plane = None
+        if not self.plane_only.isHidden() and self.plane_only.isChecked():
+            position = shown_position(self._viewer, layer, axes)
+            image = plane_of(image, position)
+            plane = tuple(position[axis] for axis in axes if axis in position)
         instances = InstanceSettings(
             self.seed.value(), self.foreground.value(), self.min_size.value()
         )
+        star = None
+        if getattr(self._config, "has_star_head", False):
+            star = StarSettings(self.prob_threshold.value(), self.overlap_threshold.value())
         settings = SegmentSettings(
             channel=channel,
-            diameter=(self.diameter.value() or AUTO) if self.rescale.isChecked() else None,
+            diameter=(diameter or AUTO) if self.rescale.isChecked() else None,
+            diameter_unit=unit,
             tile=self.tile.value(),
             instances=instances,
             tta=self.tta.isChecked(),
+            star=star,
         )
+        pixels = int(np.prod([n for n, a in zip(image.data.shape, image.axes) if a not in "CS"]))
         return SegmentRequest(
             image,
             self.model.path(),
             self.device.currentText(),
             settings,
-            self.probabilities.isChecked(),
-            name=self.image.layer().name,
+            self.probabilities.isChecked() and plane is None,
+            results=self.results.path(),
+            name=layer.name,
+            plane=plane,
+            source=layer.unique_id,
+            cache=self.cache,
+            keep_outputs=self.cache.fits(output_bytes(self._config, pixels)),
         )
 
     def run(self) -> None:
@@ -284,6 +278,7 @@ class SegmentWidget(qw.QWidget):
         if self.runner.running or (request := request_or_notify(self.request)) is None:
             return
         layer = self._target = self.image.layer()
+        self._request, self._started = request, time.monotonic()
         self.progress.setValue(0)
         self.runner.start(
             run_segmentation,
@@ -305,10 +300,10 @@ class SegmentWidget(qw.QWidget):
         if cancelled:
             self.status.setText("Cancelled.")
 
-    def _on_result(self, result) -> None:
-        layer = self._target
-        segmentation, device, identity = result
-        self.device_info.setText(self._devices.describe(f"Last run on {device}"))
+    def _on_result(self, result: SegmentResult) -> None:
+        layer, request, segmentation = self._target, self._request, result.segmentation
+        seconds = time.monotonic() - self._started
+        self.device_info.setText(self._devices.describe(f"Last run on {result.device}"))
         self.progress.setValue(self.progress.maximum())
         if isinstance(segmentation, BlockResult):
             summary = segmentation.summary
@@ -318,85 +313,52 @@ class SegmentWidget(qw.QWidget):
                     f"; {summary.oversized} may be cut at block borders (larger than the "
                     f"{summary.halo}-pixel halo)"
                 )
-            self.status.setText(text + f". Labels: {segmentation.path}")
-            record_model(self.add_block_result(layer, segmentation), identity)
+            where = (
+                "in a temporary folder, removed when the layer is closed (choose a folder to "
+                "keep them)"
+                if segmentation.temporary
+                else str(segmentation.path)
+            )
+            self.status.setText(text + f". Labels: {where}.")
+            record_model(self.outputs.add_block_result(layer, segmentation), result.model)
             return
+        keep = result.key is not None and segmentation.outputs is not None and not result.reused
+        if keep and layer in self._viewer.layers:  # (a layer closed meanwhile: forgotten)
+            self.cache.put(result.key, segmentation.outputs)
         n = len(np.unique(segmentation.labels)) - 1
+        where = f"{layer.name}" if request.plane is None else f"this plane of {layer.name}"
         sizing = segmentation.diameter_estimate
-        self.status.setText(
-            f"Found {n} objects in {layer.name}"
-            + (f" ({sizing.describe()})." if sizing is not None else ".")
+        if result.reused:
+            how = (
+                f" in {seconds:.1f} s, from the network outputs of the last run: only the "
+                "thresholds were applied again"
+            )
+            how += f" ({sizing.describe()})." if sizing is not None else "."
+        else:
+            how = f" ({sizing.describe()})." if sizing is not None else "."
+        labels, kept = self.outputs.add_result(
+            layer, segmentation, probabilities=request.probabilities, plane=request.plane
         )
-        record_model(self.add_result(layer, segmentation), identity)
+        record_model(labels, result.model)
+        text = f"Found {n} objects in {where}{how}"
+        if kept is not None:
+            note = (
+                f"{kept.name} was edited since Segment made it, so it is kept: the new labels "
+                f"are in {labels.name}."
+            )
+            show_info(note)
+            text += " " + note
+        self.status.setText(text)
 
-    def add_block_result(self, layer, result: BlockResult) -> Labels:
-        """Add or update ``<name> labels`` as a multiscale layer read lazily from its folder."""
-        import dask.array as da
-        import zarr
 
-        group = zarr.open_group(result.path, mode="r")
-        levels = [da.from_zarr(group[d["path"]]) for d in group.attrs["multiscales"][0]["datasets"]]
-        return self._put(
-            Labels, f"{layer.name} labels", levels, self._calibration(layer), multiscale=True
+def _calibrated(image, layer, axes: str):
+    """Give ``image`` the layer's pixel size in µm, for a diameter in µm."""
+    if image.spacing is not None:
+        return image
+    spacing = spatial_spacing(layer, axes)
+    if spacing is None:
+        raise ValueError(
+            f"Layer {layer.name!r} is not calibrated in lengths: give the object diameter in px."
         )
-
-    def add_result(self, layer, segmentation) -> Labels:
-        """Add or update ``<name> labels`` (and the probability maps) for an image layer.
-
-        Parameters
-        ----------
-        layer : napari.layers.Image
-            The segmented layer; the new layers get its calibration.
-        segmentation : napari_segnet.inference.segment.Segmentation
-            The result of :func:`run_segmentation`.
-
-        Returns
-        -------
-        napari.layers.Labels
-            The labels layer, new or updated.
-        """
-        calibration = self._calibration(layer)
-        if segmentation.probabilities is not None:  # added first: the labels stay on top
-            for index, kind in ((1, "interior"), (2, "boundary")):
-                self._put(
-                    Image,
-                    f"{layer.name} {kind} probability",
-                    segmentation.probabilities[index],
-                    calibration,
-                    colormap="magma",
-                    blending="additive",
-                    contrast_limits=(0, 1),
-                )
-        labels = self._put(Labels, f"{layer.name} labels", segmentation.labels, calibration)
-        if segmentation.classes:
-            classes = dict(segmentation.classes)
-            labels.features = {"index": classes["label"], **classes}
-        return labels
-
-    @staticmethod
-    def _calibration(layer) -> dict:
-        """Return the scale, translation, units and axis names of a layer, less its channels."""
-        axes = layer_axes(layer).replace("S", "")
-        keep = [i for i, axis in enumerate(axes) if axis != "C"]
-        return {
-            key: tuple(getattr(layer, key)[i] for i in keep)
-            for key in ("scale", "translate", "units", "axis_labels")
-        }
-
-    def _put(self, kind, name, data, calibration, **kwargs):
-        layers = self._viewer.layers
-        old = layers[name] if name in layers else None
-        multiscale = kwargs.get("multiscale", False)
-        ndim = data[0].ndim if multiscale else data.ndim
-        if isinstance(old, kind) and (old.ndim != ndim or old.multiscale != multiscale):
-            layers.remove(old)  # e.g. another channel choice, or a big plane's pyramid
-        elif isinstance(old, kind):
-            layer = old
-            for key, value in calibration.items():
-                setattr(layer, key, value)
-            layer.data = data
-            if kind is Labels:
-                layer.features = {}  # the objects are new: old rows would describe others
-            return layer
-        add = self._viewer.add_labels if kind is Labels else self._viewer.add_image
-        return add(data, name=name, **calibration, **kwargs)
+    spatial = [axis for axis in axes.replace("S", "") if axis in "ZYX"]
+    return replace(image, pixel_size={**image.pixel_size, **dict(zip(spatial, spacing))})

@@ -12,7 +12,10 @@ half the zoom (a quarter of the cost), and taken from there when the objects
 are whole there: clearly larger. When the zoom differs from 1, objects found at the wrong size are
 unreliable, so the window is segmented once more at that zoom and measured
 again (nothing found there: no rescaling). The zoom stays within
-:data:`ZOOM_RANGE`. A model
+:data:`ZOOM_RANGE`. Objects are made with the model's own thresholds
+(``config.instance_settings``), whatever thresholds the image is then segmented with:
+the size is the image's, and trying other thresholds on the same network outputs (see
+:mod:`napari_segnet.inference.reuse`) never changes the zoom. A model
 sees sizes within ``config.object_diameter_tolerance`` of its own well, so no
 rescaling happens there (and a whole small image's first pass is its result).
 """
@@ -50,7 +53,8 @@ class DiameterEstimate:
         tolerance.
     first_pass : tuple or None
         ``(labels, probabilities)`` of the first pass when it covered the
-        whole plane at zoom 1 and no rescaling is needed: the plane's result.
+        whole plane at zoom 1 and no rescaling is needed: the plane's network
+        outputs, and its labels with the model's own thresholds.
 
     """
 
@@ -128,16 +132,22 @@ def iter_estimate_diameter(
         Edge of the measured window in the network's pixels.
     **segment_options
         Passed to :func:`~napari_segnet.inference.segment.segment_normalised`
-        (tiling and instance thresholds, so a first pass over a whole plane
-        equals its segmentation).
+        (tiling and precision, so that a first pass over a whole plane has its
+        network outputs), except thresholds: objects are made with the model's
+        own (``instance_settings`` and ``star_settings`` are replaced).
 
     Returns
     -------
     DiameterEstimate
 
     """
-    from .segment import segment_normalised
+    from .segment import instance_settings_of, segment_normalised
 
+    segment_options = {
+        **segment_options,
+        "instance_settings": instance_settings_of(model),
+        "star_settings": None,
+    }
     rows, columns = central_window(plane.shape[-2:], window)
     sample = np.asarray(plane[..., rows, columns], dtype=np.float32)
     whole = sample.shape[-2:] == tuple(plane.shape[-2:])

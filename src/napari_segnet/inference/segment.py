@@ -22,6 +22,7 @@ from napari_segnet.progress import Progress, drain, relay
 from .augment import VIEWS
 from .diameter import AUTO, DiameterEstimate, iter_estimate_diameter
 from .normalise import NormalisedView, normalisation_of, normalise
+from .reuse import NetworkOutputs
 from .tiling import BATCH_SIZE, OVERLAP, TILE, iter_predict_tiled
 
 DNA_NAMES = ("dapi", "hoechst", "dna", "nuc", "h2b", "draq5", "sir-dna", "spy", "405")
@@ -102,6 +103,10 @@ class Segmentation:
         The zoom the network saw the image at (1: as it is).
     diameter_estimate : DiameterEstimate or None
         What automatic sizing measured (None when a diameter was given).
+    outputs : NetworkOutputs or None
+        Everything the network produced, with ``keep_probabilities``: give it
+        back to :func:`iter_segment` (``reuse=``) to make objects with other
+        thresholds without running the network again.
     """
 
     labels: np.ndarray
@@ -111,6 +116,7 @@ class Segmentation:
     classes: dict = field(default_factory=dict)
     scale: float = 1.0
     diameter_estimate: DiameterEstimate | None = None
+    outputs: NetworkOutputs | None = None
 
 
 def choose_channel(image: MicroscopyImage, key: int | str | None) -> int | None:
@@ -212,12 +218,26 @@ def iter_segment(
     *,
     device=None,
     keep_probabilities: bool = False,
+    reuse: NetworkOutputs | None = None,
 ) -> Generator[Progress, None, Segmentation]:
     """Segment every plane of an image; yield progress, return a :class:`Segmentation`.
 
     Each plane is normalised for the channels the model reads
     (``model.config.in_channels``): one plane, or R, G, B for a colour network
     (see :func:`~napari_segnet.inference.normalise.normalise`).
+
+    With ``keep_probabilities``, the result holds the class probabilities
+    (``probabilities``) and everything else the network produced (``outputs``).
+    Given back as ``reuse`` (for the same image, model and network settings:
+    see :mod:`napari_segnet.inference.reuse`), those outputs replace the network
+    and the measurement of the object size: only the step from outputs to
+    objects runs, with ``settings``' thresholds, and the labels are those a full
+    run with these thresholds makes at the same zoom.
+
+    Raises
+    ------
+    ValueError
+        If ``reuse`` holds outputs of another model or of another number of planes.
     """
     channel = choose_channel(image, settings.channel)
     data, axes = image.data, image.axes
@@ -249,9 +269,12 @@ def iter_segment(
         )
 
     plane_shape, per_pixel = data.shape[data.ndim - plane_ndim :][:2], bytes_per_pixel(model.config)
-    check_plane_fits(plane_shape, 1.0, per_pixel)
     estimate = None
-    if settings.diameter == AUTO and model.config.object_diameter_px:  # else: no size
+    if reuse is not None:
+        reuse.check_fits(model, stack_shape)
+        scale, estimate = reuse.scale, reuse.diameter_estimate
+    elif settings.diameter == AUTO and model.config.object_diameter_px:  # else: no size
+        check_plane_fits(plane_shape, 1.0, per_pixel)
         middle = data[tuple(int(i) for i in np.unravel_index(n_planes // 2, stack_shape))]
         percentiles = model.config.normalise_percentiles
         normalisation = normalisation_of(
@@ -264,14 +287,25 @@ def iter_segment(
         )
         scale = estimate.scale
     else:
+        check_plane_fits(plane_shape, 1.0, per_pixel)
         scale = rescale_factor(model, image, settings)
     labels = probabilities = semantic = None
-    offset = 0
-    check_plane_fits(plane_shape, scale, per_pixel)
+    offset, kept = 0, []
+    if reuse is None:
+        check_plane_fits(plane_shape, scale, per_pixel)
     views = VIEWS if settings.tta else 1
     for number, index in enumerate(np.ndindex(*stack_shape)):
-        if n_planes == 1 and views == 1 and estimate and estimate.first_pass is not None:
-            events = _finished(estimate.first_pass)  # the estimate's pass was this plane's
+        if reuse is not None:
+            events = _instances_again(
+                model, reuse.planes[number], instance_settings, scale, options
+            )
+        elif n_planes == 1 and views == 1 and estimate and estimate.first_pass is not None:
+            # The estimate's pass was this plane's, with the model's own thresholds.
+            first_labels, first_outputs = estimate.first_pass
+            if instance_settings == instance_settings_of(model) and settings.star is None:
+                events = _finished((first_labels, first_outputs))
+            else:
+                events = _instances_again(model, first_outputs, instance_settings, scale, options)
         else:
             plane = normalised_plane(index)
             events = segment_normalised(model, plane, scale=scale, views=views, **options)
@@ -295,7 +329,12 @@ def iter_segment(
         offset = max(offset, int(plane_labels.max()))
         labels[index] = plane_labels
         if keep_probabilities:
-            probabilities[(slice(None), *index)] = plane_probabilities["instance"]
+            instance = plane_probabilities["instance"]
+            probabilities[(slice(None), *index)] = instance
+            if instance.dtype == probabilities.dtype:  # kept once: a view of `probabilities`
+                view = probabilities[(slice(None), *index)]
+                plane_probabilities = {**plane_probabilities, "instance": view}
+            kept.append(plane_probabilities)
         if semantic is not None:
             semantic[(slice(None), *index)] = plane_probabilities["semantic"]
     if settings.link_z and "Z" in label_axes:
@@ -304,7 +343,25 @@ def iter_segment(
     classes = {}
     if semantic is not None:
         classes = classify_instances(labels, semantic, model.config.semantic_classes)
-    return Segmentation(labels, label_axes, channel, probabilities, classes, scale, estimate)
+    outputs = None
+    if keep_probabilities:
+        identity = getattr(model, "identity", None)
+        outputs = NetworkOutputs(tuple(kept), stack_shape, scale, estimate, identity)
+    return Segmentation(
+        labels, label_axes, channel, probabilities, classes, scale, estimate, outputs
+    )
+
+
+def _instances_again(model, outputs, instance_settings, scale, options):
+    """Yield once; return ``(labels, outputs)`` of a plane from its kept network outputs."""
+    yield Progress(0, 1, "making objects")
+    labels = make_instances(
+        outputs,
+        instance_method_of(model),
+        instance_settings.at_zoom(scale),
+        options["star_settings"],
+    )
+    return labels, outputs
 
 
 def _finished(result):
