@@ -82,15 +82,18 @@ def test_a_small_image_needing_no_rescaling_is_segmented_once(model, monkeypatch
     image, _ = nuclei((200, 220), 19)
     as_it_is = segment(image, model, SegmentSettings(diameter=None))
 
+    import napari_segnet.inference.plane as plane
     import napari_segnet.inference.segment as engine
 
     passes = []
-    original = engine.segment_normalised
+    original = plane.segment_normalised
 
     def counted(*args, **kwargs):
         passes.append(kwargs.get("scale", 1.0))
         return original(*args, **kwargs)
 
+    # Every pass of the network over a plane: the estimate's, and the image's own.
+    monkeypatch.setattr(plane, "segment_normalised", counted)
     monkeypatch.setattr(engine, "segment_normalised", counted)
     result = segment(image, model)  # "auto": the estimate's first pass is the result
     assert result.scale == 1.0 and result.diameter_estimate is not None

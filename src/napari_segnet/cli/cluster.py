@@ -171,10 +171,11 @@ def segment_file_task(path: Path, stem: str, job: SegmentJob) -> tuple[bool, str
 
 
 def segment_block_task(path: Path, job: SegmentJob, plane, block, block_settings):
-    """Segment one block of a big file at the file's zoom; return its :class:`BlockObjects`.
+    """Segment one block of a big file at the file's zoom.
 
     ``plane`` is ``(channel, normalisation, scale)`` as planned once for the whole file,
-    so that every block sees the same normalised, zoomed plane.
+    so that every block sees the same normalised, zoomed plane. Returns the block's
+    :class:`BlockObjects` and the warnings it gave (e.g. a full GPU's fallback).
     """
     from napari_segnet.inference.stream import PlaneSource, iter_segment_block, plane_predictors
     from napari_segnet.io import read_image
@@ -188,7 +189,14 @@ def segment_block_task(path: Path, job: SegmentJob, plane, block, block_settings
         predictors = plane_predictors(model, source, job.settings, device)
         _WORKER_THREAD.key, _WORKER_THREAD.plane = key, (source, predictors)
     source, predictors = _WORKER_THREAD.plane
-    return drain(iter_segment_block(predictors, source, block, block_settings))
+    warnings: list[str] = []
+
+    def keep_warning(event) -> None:
+        if "warning" in event.info:
+            warnings.append(event.info["warning"])
+
+    objects = drain(iter_segment_block(predictors, source, block, block_settings), keep_warning)
+    return objects, warnings
 
 
 @dataclass
@@ -205,6 +213,7 @@ class _BigFile:
     spacing: tuple | None = None
     waiting: dict = field(default_factory=dict)
     futures: set = field(default_factory=set)
+    warned: set = field(default_factory=set)
 
 
 def _planning_model(job: SegmentJob):
@@ -327,7 +336,10 @@ def run_on_cluster(
                 continue  # a block of a big file that already failed
             state.futures.discard(future)
             try:
-                state.waiting[index] = future.result()
+                state.waiting[index], warnings = future.result()
+                for warning in [w for w in dict.fromkeys(warnings) if w not in state.warned]:
+                    state.warned.add(warning)
+                    bar.write(f"{state.path.name}: {warning}", file=sys.stderr)
                 _add_ready_blocks(state)
                 if state.counts.added == state.counts.total:
                     open_files.remove(state)

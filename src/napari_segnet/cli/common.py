@@ -104,13 +104,6 @@ def engine_options() -> argparse.ArgumentParser:
     return options
 
 
-def load_model_and_device(args: argparse.Namespace):
-    """Return ``(model, device)`` for ``--model`` and ``--device`` (and ``--tta``)."""
-    from .job import model_request
-
-    return model_request(args).load(tta=getattr(args, "tta", False))
-
-
 def segment_settings(args: argparse.Namespace):
     """Return the :class:`SegmentSettings` that the engine options ask for."""
     from napari_segnet.inference.segment import SegmentSettings

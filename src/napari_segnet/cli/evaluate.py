@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import engine_options, load_model_and_device, run_with_progress_bar, segment_settings
+from .common import engine_options, run_with_progress_bar, segment_settings
+from .job import model_request
 
 
 def add_parser(commands, common: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_segnet.training.data import pair_paths
 
     pairs = pair_paths(args.images, args.masks)
-    model, device = load_model_and_device(args)
+    model, device = model_request(args).load(tta=args.tta)
     settings = segment_settings(args)
     truths, predictions = [], []
     for _, image_path, mask_path in pairs:

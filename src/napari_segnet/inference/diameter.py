@@ -141,7 +141,7 @@ def iter_estimate_diameter(
     DiameterEstimate
 
     """
-    from .segment import instance_settings_of, segment_normalised
+    from .plane import instance_settings_of, segment_normalised
 
     segment_options = {
         **segment_options,
