@@ -145,8 +145,8 @@ def cuda_or_reason():
     from napari_segnet.inference.devices import device_report
 
     cuda = {s.name: s for s in device_report()}["cuda"]
-    if cuda.available:
-        return torch.device("cuda"), None
+    if cuda.available:  # with its index: some CUDA calls refuse a device without one
+        return torch.device("cuda", torch.cuda.current_device()), None
     return torch.device("cpu"), cuda.detail
 
 

@@ -184,8 +184,10 @@ def test_object_diameter_in_micrometres_for_calibrated_layers(dapi_viewer, error
 
     plain = viewer.add_image(np.zeros((64, 64), np.uint8), name="plain")
     unit.setCurrentText("µm")
+    assert widget.diameter.value() == pytest.approx(13.0)
     widget.image.choose(plain)
     assert not unit.model().item(1).isEnabled() and unit.currentText() == "px"
+    assert widget.diameter.value() == pytest.approx(20.0)  # the same size, back in pixels
 
     # A layer calibrated only through its scale and units (not opened by our reader).
     scaled = viewer.add_image(

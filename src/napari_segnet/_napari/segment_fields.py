@@ -44,6 +44,9 @@ class DiameterField(qw.QWidget):
     def update_for(self, layer, axes: str = "") -> None:
         """Offer µm when ``layer`` is calibrated in lengths (else fall back to px)."""
         spacing = spatial_spacing(layer, axes) if layer is not None and axes else None
+        if not spacing and self.unit.currentText() == MICROMETRES:
+            # Back to pixels of the layer the µm were given for, before its size is forgotten.
+            self.unit.setCurrentText(PIXELS)
         self._pixel_um = spacing[-1] if spacing else None
         item = self.unit.model().item(1)
         item.setEnabled(self._pixel_um is not None)
@@ -52,8 +55,6 @@ class DiameterField(qw.QWidget):
             if self._pixel_um
             else "The layer is not calibrated: give the diameter in pixels."
         )
-        if self._pixel_um is None and self.unit.currentText() == MICROMETRES:
-            self.unit.setCurrentText(PIXELS)
 
     def value(self) -> tuple[float | None, str]:
         """Return ``(diameter, unit)``; the diameter is None for ``auto``."""

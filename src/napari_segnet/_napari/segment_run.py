@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -220,7 +221,9 @@ def run_segmentation(
         key = reused = None
         if cache is not None:
             fingerprint = data_fingerprint(image.data)
-            key = (source, fingerprint, plane, model.identity, str(device))
+            # The pixel size too: a diameter in µm gives another zoom on another calibration.
+            calibration = tuple(sorted(image.pixel_size.items()))
+            key = (source, fingerprint, plane, calibration, model.identity, str(device))
             key += (network_settings(settings),)
             reused = cache.get(key)
         if reused is not None:
@@ -253,7 +256,8 @@ def _segment_in_blocks(image, model, settings, device, results: Path | None, nam
         folder = temporary_folder()
     folder.mkdir(parents=True, exist_ok=True)
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "image"
-    path = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}_labels.zarr"
+    # Unique: two runs within a second must not replace a folder a layer reads from.
+    path = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}_labels.zarr"
     try:
         events = iter_segment_to_files(
             image, model, settings, path, labels_format="zarr", device=device

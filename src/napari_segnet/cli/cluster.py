@@ -182,7 +182,8 @@ def segment_block_task(path: Path, job: SegmentJob, plane, block, block_settings
     from napari_segnet.progress import drain
 
     model, device = worker_model(job)
-    key = (str(path), *plane)
+    # Workers outlive a run: the key holds everything the predictors were made with.
+    key = (str(path), *plane, id(model), job.settings)
     if getattr(_WORKER_THREAD, "key", None) != key:
         _WORKER_THREAD.key = _WORKER_THREAD.plane = None
         source = PlaneSource(read_image(path), *plane)
@@ -199,7 +200,7 @@ def segment_block_task(path: Path, job: SegmentJob, plane, block, block_settings
     return objects, warnings
 
 
-@dataclass
+@dataclass(eq=False)
 class _BigFile:
     """A big file in progress: its plan, its open outputs, and its blocks' results."""
 
@@ -238,124 +239,148 @@ def run_on_cluster(
     resume: bool = False,
 ) -> tuple[int, int]:
     """Segment ``inputs`` on the cluster; return (failures, inputs tried)."""
-    from distributed import as_completed
-    from tqdm import tqdm
-
-    from napari_segnet.io import read_image
-
-    from .one_file import block_by_block
-
-    model, _ = _planning_model(job)
-    failures = tried = 0
     with open_client(cluster) as (client, threads):
-        job = replace(job, threads=threads)
-        pending = as_completed()
-        kinds: dict = {}
-        big: deque = deque()
-        for path in inputs:
-            if resume and job.outputs.done(stems[path]):
-                print(f"{path.name}: already done", file=sys.stderr)
-                continue
-            tried += 1
-            try:
-                image = read_image(path)
-                is_big = block_by_block(image, job.block)
-                if is_big:
-                    refuse_export_block_by_block(path, job)
-            except Exception as error:
-                failures += 1
-                print(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
-                continue
+        run = _ClusterRun(client, replace(job, threads=threads), stems)
+        try:
+            for path in inputs:
+                if resume and job.outputs.done(stems[path]):
+                    print(f"{path.name}: already done", file=sys.stderr)
+                    continue
+                run.add(path)
+            run.collect()
+        finally:  # also when interrupted: no big file's temporaries stay behind
+            run.close()
+    _remove_stale_temporaries(job, [stems[p] for p in inputs])
+    return run.failures, run.tried
+
+
+class _ClusterRun:
+    """The client's side of a run: tasks sent, big files open, results written in order."""
+
+    def __init__(self, client, job: SegmentJob, stems: dict[Path, str]):
+        from distributed import as_completed
+        from tqdm import tqdm
+
+        self.client, self.job, self.stems = client, job, stems
+        self.pending = as_completed()
+        self.kinds: dict = {}
+        self.big: deque = deque()
+        self.open_files: list[_BigFile] = []
+        self.planning = None  # the model here, loaded for the first big file
+        self.failures = self.tried = 0
+        self.bar = tqdm(total=0, desc="cluster", file=sys.stderr, leave=False, disable=None)
+
+    def add(self, path: Path) -> None:
+        """Send a file segmented whole as one task, or queue a big file."""
+        from napari_segnet.io import read_image
+
+        from .one_file import block_by_block
+
+        self.tried += 1
+        try:
+            is_big = block_by_block(read_image(path), self.job.block)
             if is_big:
-                big.append(path)
-                continue
-            key = f"segment {path.name}-{uuid.uuid4().hex}"
-            future = client.submit(segment_file_task, path, stems[path], job, key=key)
-            kinds[future] = ("file", path)
-            pending.add(future)
-        bar = tqdm(total=len(kinds), desc="cluster", file=sys.stderr, leave=False, disable=None)
-        open_files: list[_BigFile] = []
+                refuse_export_block_by_block(path, self.job)
+        except Exception as error:
+            self.fail(path, error)
+            return
+        if is_big:
+            self.big.append(path)
+            return
+        key = f"segment {path.name}-{uuid.uuid4().hex}"
+        future = self.client.submit(segment_file_task, path, self.stems[path], self.job, key=key)
+        self.kinds[future] = ("file", path)
+        self.pending.add(future)
+        self.bar.total += 1
 
-        def window() -> int:
-            return window_size(len(client.scheduler_info().get("workers", {})))
+    def fail(self, path: Path, error: BaseException) -> None:
+        self.failures += 1
+        self.bar.write(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
 
-        def submit_blocks() -> None:
-            size = window()
-            while big and may_open_another([f.counts for f in open_files], size):
-                state = open_next()
-                if state is not None:
-                    open_files.append(state)
-            for index in next_submissions([f.counts for f in open_files], size):
-                state = open_files[index]
-                block = state.plan.blocks[state.counts.submitted]
-                source = state.plan.source
-                future = client.submit(
-                    segment_block_task,
-                    state.path,
-                    job,
-                    (source.channel, source.normalisation, source.scale),
-                    block,
-                    state.plan.block_settings,
-                    key=f"block {block.index} of {state.path.name}-{uuid.uuid4().hex}",
-                )
-                kinds[future] = ("block", (state, block.index))
-                state.futures.add(future)
-                pending.add(future)
-                state.counts.submitted += 1
+    def window(self) -> int:
+        return window_size(len(self.client.scheduler_info().get("workers", {})))
 
-        def open_next() -> _BigFile | None:
-            nonlocal failures
-            path = big.popleft()
-            try:
-                state = _open_big_file(path, stems[path], job, model)
-            except Exception as error:
-                failures += 1
-                print(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
-                return None
-            estimate = state.plan.diameter_estimate
-            if estimate is not None and state.plan.scale != 1.0:
-                bar.write(f"{path.name}: {estimate.describe()}", file=sys.stderr)
-            bar.total += len(state.plan.blocks)
-            bar.refresh()
-            return state
+    def submit_blocks(self) -> None:
+        """Open big files and send their blocks while the window has room."""
+        size = self.window()
+        while self.big and may_open_another([f.counts for f in self.open_files], size):
+            self.open_next()
+        for index in next_submissions([f.counts for f in self.open_files], size):
+            state = self.open_files[index]
+            block = state.plan.blocks[state.counts.submitted]
+            source = state.plan.source
+            future = self.client.submit(
+                segment_block_task,
+                state.path,
+                self.job,
+                (source.channel, source.normalisation, source.scale),
+                block,
+                state.plan.block_settings,
+                key=f"block {block.index} of {state.path.name}-{uuid.uuid4().hex}",
+            )
+            self.kinds[future] = ("block", (state, block.index))
+            state.futures.add(future)
+            self.pending.add(future)
+            state.counts.submitted += 1
 
-        submit_blocks()
-        for future in pending:
-            kind, what = kinds.pop(future)
-            bar.update(1)
+    def open_next(self) -> None:
+        path = self.big.popleft()
+        try:
+            if self.planning is None:
+                self.planning = _planning_model(self.job)[0]
+            state = _open_big_file(path, self.stems[path], self.job, self.planning)
+        except Exception as error:
+            self.fail(path, error)
+            return
+        estimate = state.plan.diameter_estimate
+        if estimate is not None and state.plan.scale != 1.0:
+            self.bar.write(f"{path.name}: {estimate.describe()}", file=sys.stderr)
+        self.bar.total += len(state.plan.blocks)
+        self.bar.refresh()
+        self.open_files.append(state)
+
+    def collect(self) -> None:
+        """Take results as they come: report files, write big files' blocks in order."""
+        self.submit_blocks()
+        for future in self.pending:
+            kind, what = self.kinds.pop(future)
+            self.bar.update(1)
             if kind == "file":
                 try:
                     ok, line = future.result()
                 except Exception as error:  # e.g. the task's workers kept dying
                     ok, line = False, describe_failure(what, error)
-                failures += not ok
-                bar.write(line if ok else f"napari-segnet: error: {line}", file=sys.stderr)
+                self.failures += not ok
+                self.bar.write(line if ok else f"napari-segnet: error: {line}", file=sys.stderr)
                 continue
             state, index = what
-            if state not in open_files or future not in state.futures:
-                continue  # a block of a big file that already failed
-            state.futures.discard(future)
-            try:
-                state.waiting[index], warnings = future.result()
-                for warning in [w for w in dict.fromkeys(warnings) if w not in state.warned]:
-                    state.warned.add(warning)
-                    bar.write(f"{state.path.name}: {warning}", file=sys.stderr)
-                _add_ready_blocks(state)
-                if state.counts.added == state.counts.total:
-                    open_files.remove(state)
-                    bar.write(_finish_big_file(state), file=sys.stderr)
-            except Exception as error:
-                failures += 1
-                open_files.remove(state)
-                _abandon_big_file(state, error)
-                bar.write(
-                    f"napari-segnet: error: {describe_failure(state.path, error)}",
-                    file=sys.stderr,
-                )
-            submit_blocks()
-        bar.close()
-    _remove_stale_temporaries(job, [stems[p] for p in inputs])
-    return failures, tried
+            if state in self.open_files and future in state.futures:
+                state.futures.discard(future)
+                self.add_block(state, index, future)
+            self.submit_blocks()
+
+    def add_block(self, state: _BigFile, index: int, future) -> None:
+        """Keep a block's result; write those next in order; finish the file when complete."""
+        try:
+            state.waiting[index], warnings = future.result()
+            for warning in [w for w in dict.fromkeys(warnings) if w not in state.warned]:
+                state.warned.add(warning)
+                self.bar.write(f"{state.path.name}: {warning}", file=sys.stderr)
+            _add_ready_blocks(state)
+            if state.counts.added == state.counts.total:
+                line = _finish_big_file(state)
+                self.open_files.remove(state)
+                self.bar.write(line, file=sys.stderr)
+        except Exception as error:
+            self.open_files.remove(state)
+            _abandon_big_file(state, error)
+            self.fail(state.path, error)
+
+    def close(self) -> None:
+        """Abandon the big files still open (their temporaries are removed)."""
+        while self.open_files:
+            _abandon_big_file(self.open_files.pop(), RuntimeError("interrupted"))
+        self.bar.close()
 
 
 def _open_big_file(path: Path, stem: str, job: SegmentJob, model) -> _BigFile:
@@ -375,17 +400,17 @@ def _open_big_file(path: Path, stem: str, job: SegmentJob, model) -> _BigFile:
         measure=job.outputs.measure,
         spacing=spacing,
     )
-    outputs = contextlib.ExitStack()
-    paths = job.outputs.paths(stem, streamed=True)
-    temporaries = outputs.enter_context(atomic_paths(*paths))
-    files = StreamedFiles(
-        temporaries[0],
-        temporaries[1] if job.outputs.measure else None,
-        plan.source.labels_shape,
-        spacing=spacing,
-        labels_format=job.outputs.labels_format,
-        model=getattr(model, "identity", None),
-    )
+    with contextlib.ExitStack() as opening:
+        temporaries = opening.enter_context(atomic_paths(*job.outputs.paths(stem, streamed=True)))
+        files = StreamedFiles(
+            temporaries[0],
+            temporaries[1] if job.outputs.measure else None,
+            plan.source.labels_shape,
+            spacing=spacing,
+            labels_format=job.outputs.labels_format,
+            model=getattr(model, "identity", None),
+        )
+        outputs = opening.pop_all()  # open until the file is finished or abandoned
     summary = StreamSummary(blocks=len(plan.blocks), halo=plan.halo)
     counts = BlockCounts(total=len(plan.blocks))
     return _BigFile(path, plan, files, outputs, summary, counts, image=image, spacing=spacing)
@@ -416,8 +441,10 @@ def _finish_big_file(state: _BigFile) -> str:
 def _abandon_big_file(state: _BigFile, error: BaseException) -> None:
     for future in state.futures:
         future.cancel()
-    state.files.abort()
-    state.outputs.__exit__(type(error), error, error.__traceback__)  # removes the temporaries
+    try:
+        state.files.abort()
+    finally:  # also after a failed finish: the temporaries are removed
+        state.outputs.__exit__(type(error), error, error.__traceback__)
 
 
 def _remove_stale_temporaries(job: SegmentJob, stems: list[str]) -> None:

@@ -14,8 +14,12 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .exports import export_paths
+
+if TYPE_CHECKING:
+    from napari_segnet.inference.segment import SegmentSettings
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ class SegmentJob:
     """
 
     model: ModelRequest
-    settings: object
+    settings: SegmentSettings
     outputs: OutputSettings
     block: int | None = None
     halo: int | None = None
