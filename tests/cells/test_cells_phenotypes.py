@@ -188,3 +188,13 @@ def test_classify_wants_thresholds_settled_over_the_batch(measured):
         classify(measured[0], DEFINITION)
     assert marker_column(DEFINITION.markers[0]) == "cytoplasm_intensity_mean_CD8"
     assert marker_column(DEFINITION.markers[1]) == "intensity_mean_Ki67"
+
+
+def test_a_small_batch_gets_its_threshold_at_the_base_of_the_unstained_peak():
+    from napari_segnet.cells import automatic_threshold
+
+    rng = np.random.default_rng(3)
+    negatives = rng.normal(15, 3, 50)  # a few dozen cells: a sparse histogram
+    positives = rng.uniform(45, 140, 26)
+    threshold = automatic_threshold(np.concatenate([negatives, positives]))
+    assert negatives.max() < threshold < positives.min()

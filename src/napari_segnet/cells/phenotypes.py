@@ -36,6 +36,7 @@ FORMAT_VERSION = 1
 # saturated cells cannot squeeze everyone else into its first bins; clipped cells keep their side.
 _CLIP_PERCENTILES = (0.1, 99.9)
 _NBINS = 256
+_MIN_BINS = 16
 
 __all__ = [
     "METHODS",
@@ -233,9 +234,11 @@ def automatic_threshold(values: np.ndarray, method: str = "triangle") -> float:
 
     Notes
     -----
-    Values are clipped to their 0.1th and 99.9th percentiles before the
-    histogram, so that a few saturated cells (under 0.1 % of them) do not
-    squeeze all others into the lowest bins; clipped cells keep their side.
+    The histogram has twice the square root of the number of values as bins
+    (16 to 256), so that a small batch's peak is a peak. Values are clipped to
+    their 0.1th and 99.9th percentiles before the histogram, so that a few
+    saturated cells (under 0.1 % of them) do not squeeze all others into the
+    lowest bins; clipped cells keep their side.
 
     """
     if method not in METHODS:
@@ -248,9 +251,13 @@ def automatic_threshold(values: np.ndarray, method: str = "triangle") -> float:
     clipped = np.clip(values, low, high)
     if clipped.min() == clipped.max():
         return float(values.max())
+    # Twice the square root of the number of cells, within 16–256 bins: a histogram of a
+    # small batch in 256 bins is a comb of single cells, whose "peak" is noise (on 76 cells
+    # the triangle then cut inside the unstained population).
+    bins = int(np.clip(round(2 * np.sqrt(values.size)), _MIN_BINS, _NBINS))
     if method == "otsu":
-        return float(threshold_otsu(clipped, nbins=_NBINS))
-    return float(threshold_triangle(clipped, nbins=_NBINS))
+        return float(threshold_otsu(clipped, nbins=bins))
+    return float(threshold_triangle(clipped, nbins=bins))
 
 
 def resolve_thresholds(

@@ -32,7 +32,7 @@ from pathlib import Path
 from .block_window import BlockCounts, may_open_another, next_submissions, window_size
 from .common import UserError
 from .job import SegmentJob
-from .one_file import describe_failure, oversized_warning, refuse_export_block_by_block
+from .one_file import describe_failure, oversized_warning, refuse_block_by_block_options
 
 # On each worker: the model, and (per thread: reads ahead and tile caches are not shared)
 # the file whose blocks it is segmenting.
@@ -280,7 +280,7 @@ class _ClusterRun:
         try:
             is_big = block_by_block(read_image(path), self.job.block)
             if is_big:
-                refuse_export_block_by_block(path, self.job)
+                refuse_block_by_block_options(path, self.job)
         except Exception as error:
             self.fail(path, error)
             return

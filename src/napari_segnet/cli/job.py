@@ -21,6 +21,8 @@ from .exports import export_paths
 if TYPE_CHECKING:
     from napari_segnet.inference.segment import SegmentSettings
 
+    from .cells_options import CellSettings
+
 
 @dataclass(frozen=True)
 class OutputSettings:
@@ -36,25 +38,34 @@ class OutputSettings:
         Labels of block-by-block segmentation; planes segmented whole are TIFF.
     exports : tuple of str
         Outline exports (see :data:`napari_segnet.cli.exports.EXPORTS`).
+    cells : bool
+        Whether cell labels (``<stem>_cells.tif``) are written beside the nuclei's.
     """
 
     folder: Path
     measure: bool = True
     labels_format: str = "tiff"
     exports: tuple[str, ...] = ()
+    cells: bool = False
 
     def paths(self, stem: str, *, streamed: bool = False) -> list[Path]:
-        """Return the labels (and measurements) of one input, in that order.
+        """Return the labels, measurements and cells of one input, in that order (as asked).
 
         Labels of block-by-block segmentation (``streamed``) take ``labels_format``.
         """
         from napari_segnet.inference.stream_outputs import LABEL_SUFFIXES
 
         suffix = LABEL_SUFFIXES[self.labels_format if streamed else "tiff"]
-        labels = self.folder / f"{stem}{suffix}"
-        if not self.measure:
-            return [labels]
-        return [labels, self.folder / f"{stem}_measurements.csv"]
+        paths = [self.folder / f"{stem}{suffix}"]
+        if self.measure:
+            paths.append(self.measurements(stem))
+        if self.cells:
+            paths.append(self.folder / f"{stem}_cells.tif")
+        return paths
+
+    def measurements(self, stem: str) -> Path:
+        """Return the measurement table of one input."""
+        return self.folder / f"{stem}_measurements.csv"
 
     def export_paths(self, stem: str) -> list[Path]:
         """Return the outline exports of one input."""
@@ -160,6 +171,8 @@ class SegmentJob:
     settings : SegmentSettings
         The engine's settings (channel, object size, tiling, thresholds, precision).
     outputs : OutputSettings
+    cells : CellSettings or None
+        Cells grown from the nuclei, and markers read in them (None: nuclei only).
     block : int or None
         Planes larger than ``block`` × ``block`` are segmented block by block (None:
         the default size rule; 0: never).
@@ -172,6 +185,7 @@ class SegmentJob:
     model: ModelRequest
     settings: SegmentSettings
     outputs: OutputSettings
+    cells: CellSettings | None = None
     block: int | None = None
     halo: int | None = None
     threads: int | None = None
@@ -200,8 +214,12 @@ def model_request(args: argparse.Namespace) -> ModelRequest:
 
 def segment_job(args: argparse.Namespace) -> SegmentJob:
     """Turn ``segment``'s options into a :class:`SegmentJob` (paths made absolute)."""
+    from .cells_options import cell_settings
     from .common import UserError, segment_settings
 
+    cells = cell_settings(args)
+    if cells is not None and cells.phenotypes is not None and args.no_measure:
+        raise UserError("Markers are read from the measurements: drop --no-measure.")
     if args.block is not None and 0 < args.block < 64:
         raise UserError("--block must be 0 or at least 64 pixels.")
     if args.halo is not None and args.halo < 0:
@@ -211,11 +229,13 @@ def segment_job(args: argparse.Namespace) -> SegmentJob:
         measure=not args.no_measure,
         labels_format=args.labels_format,
         exports=tuple(args.export),
+        cells=cells is not None,
     )
     return SegmentJob(
         model=model_request(args),
         settings=segment_settings(args),
         outputs=outputs,
+        cells=cells,
         block=args.block,
         halo=args.halo,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .cells_step import check_markers, grow_and_measure
 from .common import UserError, measure_every_channel, run_with_progress_bar
 from .exports import write_exports
 from .job import SegmentJob
@@ -21,16 +22,22 @@ def segment_one(path: Path, stem: str, job: SegmentJob, model, device) -> int:
     from napari_segnet.measure import write_csv
 
     image = read_image(path)
+    check_markers(image, job.cells)
     if block_by_block(image, job.block):
-        refuse_export_block_by_block(path, job)
+        refuse_block_by_block_options(path, job)
         return segment_streamed(image, path, stem, job, model, device)
     events = iter_segment_with_fallback(image, model, job.settings, device=device)
     result = run_with_progress_bar(events, path.name)
     spatial = "".join(a for a in result.axes if a in "ZYX")
     spacing = image.spacing if image.spacing and len(image.spacing) == len(spatial) else None
-    table = None
-    if job.outputs.measure:
+    table = cells = None
+    if job.cells is not None:
+        cells, table = grow_and_measure(
+            image, result.labels, result.axes, spacing, job.cells, job.outputs.measure
+        )
+    elif job.outputs.measure:
         table = measure_every_channel(result.labels, result.axes, image, spacing)
+    if table is not None:
         if result.classes:
             classes = dict(
                 zip(
@@ -54,6 +61,15 @@ def segment_one(path: Path, stem: str, job: SegmentJob, model, device) -> int:
         )
         if table is not None:
             write_csv(table, temporaries[1], model=identity)
+        if cells is not None:
+            write_labels(
+                temporaries[len(outputs) - 1],
+                cells,
+                axes=result.axes,
+                spacing=spacing,
+                time_interval=image.pixel_size.get("T"),
+                model=identity,
+            )
         labels_axes = "".join(a for a in result.axes if a in "TZYX")
         write_exports(
             temporaries[len(outputs) :],
@@ -81,12 +97,17 @@ def block_by_block(image, block: int | None) -> bool:
     return block != 0 and max(shape["Y"], shape["X"]) > block
 
 
-def refuse_export_block_by_block(path: Path, job: SegmentJob) -> None:
-    """Say, in one sentence, that ``--export`` is not available for a block-by-block image."""
+def refuse_block_by_block_options(path: Path, job: SegmentJob) -> None:
+    """Say, in one sentence, which option block-by-block segmentation cannot take."""
     if job.outputs.exports:
         raise UserError(
             f"{path.name} is segmented block by block, where --export is not available; "
             "segment it without --export, then run napari-segnet measure --export on its labels."
+        )
+    if job.cells is not None:
+        raise UserError(
+            f"{path.name} is segmented block by block, where --cells is not available; "
+            "segment it with --block 0 if it fits in memory, or without --cells."
         )
 
 

@@ -8,13 +8,15 @@ import sys
 import traceback
 from pathlib import Path
 
+from .cells_options import add_cells_options
 from .cluster import add_options as add_cluster_options
 from .cluster import cluster_settings, run_on_cluster, wants_cluster
-from .common import engine_options, prepare_output_folder
+from .common import UserError, engine_options, prepare_output_folder
 from .exports import add_export_option
 from .job import segment_job
 from .naming import output_stems
 from .one_file import describe_failure, segment_one
+from .phenotype_batch import classify_batch
 
 
 def add_parser(commands, common: argparse.ArgumentParser) -> None:
@@ -61,6 +63,7 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="skip inputs whose outputs are already complete"
     )
+    add_cells_options(parser)
     add_cluster_options(parser)
     parser.set_defaults(command="segment", run=run)
 
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         failures, tried = run_on_cluster(job, inputs, stems, cluster_settings(args), args.resume)
         if failures and tried > 1:
             print(f"napari-segnet: {failures} of {tried} inputs failed.", file=sys.stderr)
-        return 1 if failures else 0
+        return _phenotypes(job, inputs, stems, failures)
     model, device = job.model.load(tta=job.settings.tta)
     failures = 0
     for path in inputs:
@@ -94,6 +97,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
     if failures and len(inputs) > 1:
         print(f"napari-segnet: {failures} of {len(inputs)} inputs failed.", file=sys.stderr)
+    return _phenotypes(job, inputs, stems, failures)
+
+
+def _phenotypes(job, inputs: list[Path], stems: dict[Path, str], failures: int) -> int:
+    """Classify the batch's cells when markers were asked for; return the exit status."""
+    if job.cells is not None and job.cells.phenotypes is not None:
+        try:
+            classify_batch(job, inputs, stems)
+        except UserError as error:
+            print(f"napari-segnet: error: {error}", file=sys.stderr)
+            return 1
     return 1 if failures else 0
 
 

@@ -1,0 +1,120 @@
+"""``segment --cells``: cells grown from the nuclei, measured per compartment, phenotyped."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cells"))
+from synthetic_cells import CHANNELS, synthetic_cells
+
+
+def write_tissue(path: Path, seed: int, positive_fraction=(0.3, 0.4)):
+    tissue = synthetic_cells(
+        (192, 192), spacing=(0.5, 0.5), seed=seed, positive_fraction=positive_fraction
+    )
+    data = np.clip(tissue.image, 0, 65535).astype(np.uint16)
+    tifffile.imwrite(
+        path,
+        data,
+        ome=True,
+        metadata={
+            "axes": "CYX",
+            "PhysicalSizeX": 0.5,
+            "PhysicalSizeY": 0.5,
+            "Channel": {"Name": list(CHANNELS)},
+        },
+    )
+    return tissue
+
+
+@pytest.fixture(scope="module")
+def two_fields(tmp_path_factory):
+    """Two calibrated 5-channel fields; the second has no CD8-positive cell."""
+    folder = tmp_path_factory.mktemp("fields")
+    write_tissue(folder / "a.ome.tif", 0)
+    write_tissue(folder / "b.ome.tif", 1, positive_fraction=(0.0, 0.4))
+    return folder / "a.ome.tif", folder / "b.ome.tif"
+
+
+def test_cells_on_a_membrane_channel_with_markers(run_cli, two_fields, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(
+        "segment", *two_fields, "--out", out, "--channel", "DAPI",
+        "--cells", "membrane", "--cell-distance", "8",
+        "--positive", "CD8:cytoplasm", "--positive", "Ki67:nucleus",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for stem in ("a", "b"):
+        nuclei = tifffile.imread(out / f"{stem}_labels.tif")
+        cells = tifffile.imread(out / f"{stem}_cells.tif")
+        assert cells.shape == nuclei.shape and nuclei.max() > 20
+        inside = nuclei > 0
+        assert np.array_equal(cells[inside], nuclei[inside])  # cell k holds nucleus k
+        table = pd.read_csv(out / f"{stem}_measurements.csv")
+        assert sorted(table["label"]) == sorted(np.unique(cells[cells > 0]))
+        assert {"cell_area_um2", "cytoplasm_intensity_mean_CD8", "CD8_positive"} <= set(
+            table.columns
+        )
+        assert table["phenotype"].str.fullmatch(r"CD8[+-] Ki67[+-]").all()
+        assert table.columns[-1] == "model_sha256"  # the model still names the table
+    used = json.loads((out / "phenotypes.json").read_text())
+    assert all(isinstance(m["threshold"], float) for m in used["markers"])
+    counts = pd.read_csv(out / "phenotype_counts.csv")
+    assert set(counts["image"]) == {"a.ome.tif", "b.ome.tif"}
+    # Thresholds were chosen over both fields: the field without CD8+ cells has (almost) none.
+    b = pd.read_csv(out / "b_measurements.csv")
+    assert b["CD8_positive"].mean() < 0.05
+    assert "phenotypes: CD8 > " in result.stderr and "a.ome.tif: " in result.stderr
+
+    # The recorded definition applies the same thresholds to another batch, unchanged.
+    again = tmp_path / "again"
+    rerun = run_cli(
+        "segment", two_fields[1], "--out", again, "--channel", "DAPI", "--cells", "membrane",
+        "--cell-distance", "8", "--phenotypes", out / "phenotypes.json",
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert pd.read_csv(again / "b_measurements.csv")["phenotype"].equals(b["phenotype"])
+
+
+def test_expanded_cells_are_the_nuclei_grown_by_the_distance_in_micrometres(
+    run_cli, two_fields, tmp_path
+):
+    from skimage.segmentation import expand_labels
+
+    out = tmp_path / "out"
+    result = run_cli(
+        "segment", two_fields[0], "--out", out, "--channel", "DAPI", "--cells", "expand",
+        "--cell-distance", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    nuclei = tifffile.imread(out / "a_labels.tif")
+    cells = tifffile.imread(out / "a_cells.tif")
+    assert np.array_equal(cells, expand_labels(nuclei, 6))  # 3 µm at 0.5 µm a pixel
+    assert not (out / "phenotypes.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--cells", "CellMask"], "no channel named 'CellMask'"),
+        (["--cells", "expand", "--positive", "CD4:cytoplasm"], "no channel 'CD4'"),
+        (["--cells", "expand", "--positive", "CD8:cytoplasm:high"], "is not a number"),
+        (["--cells", "expand", "--positive", "CD8:membrane"], "compartment must be one of"),
+        (["--cells", "expand", "--cell-distance", "0"], "--cell-distance must be a positive"),
+        (["--positive", "CD8:cytoplasm"], "give --cells expand"),
+        (["--cells", "expand", "--positive", "CD8:cell", "--no-measure"], "drop --no-measure"),
+    ],
+)
+def test_bad_cell_options_are_one_sentence_and_nothing_is_written(
+    run_cli, error_lines, two_fields, tmp_path, options, message
+):
+    out = tmp_path / "out"
+    result = run_cli("segment", two_fields[0], "--out", out, "--channel", "DAPI", *options)
+    lines = error_lines(result)
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not out.exists() or not any(out.iterdir())
