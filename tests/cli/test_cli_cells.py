@@ -118,3 +118,32 @@ def test_bad_cell_options_are_one_sentence_and_nothing_is_written(
     lines = error_lines(result)
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_measure_grows_cells_from_given_nuclei_or_reads_given_cells(run_cli, tmp_path):
+    tissue = write_tissue(tmp_path / "field.ome.tif", 2)
+    tifffile.imwrite(tmp_path / "nuclei.tif", tissue.nuclei.astype(np.uint16))
+    tifffile.imwrite(tmp_path / "truth_cells.tif", tissue.cells.astype(np.uint16))
+    grown = run_cli(
+        "measure", "--image", tmp_path / "field.ome.tif", "--labels", tmp_path / "nuclei.tif",
+        "--out", tmp_path / "field_measurements.csv", "--cells", "membrane",
+        "--cell-distance", "8", "--positive", "Ki67:nucleus", "--positive", "CD8:cytoplasm",
+    )  # fmt: skip
+    assert grown.returncode == 0, grown.stderr
+    cells = tifffile.imread(tmp_path / "field_cells.tif")
+    assert np.array_equal(cells[tissue.nuclei > 0], tissue.nuclei[tissue.nuclei > 0])
+    table = pd.read_csv(tmp_path / "field_measurements.csv").set_index("label")
+    for marker in ("Ki67", "CD8"):
+        truth = pd.Series(tissue.positive[marker])
+        right = (table[f"{marker}_positive"] == truth.reindex(table.index)).mean()
+        assert right >= 0.95, (marker, right)
+
+    given = run_cli(
+        "measure", "--image", tmp_path / "field.ome.tif", "--labels", tmp_path / "nuclei.tif",
+        "--out", tmp_path / "given.csv", "--cell-labels", tmp_path / "truth_cells.tif",
+    )  # fmt: skip
+    assert given.returncode == 0, given.stderr
+    table = pd.read_csv(tmp_path / "given.csv").set_index("label")
+    areas = np.bincount(tissue.cells.ravel())
+    assert np.array_equal(table["cell_area_px"].to_numpy(), areas[table.index.to_numpy()])
+    assert not (tmp_path / "given_cells.tif").exists()
