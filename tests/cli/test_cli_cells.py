@@ -47,6 +47,7 @@ def test_cells_on_a_membrane_channel_with_markers(run_cli, two_fields, tmp_path)
         "segment", *two_fields, "--out", out, "--channel", "DAPI",
         "--cells", "membrane", "--cell-distance", "8",
         "--positive", "CD8:cytoplasm", "--positive", "Ki67:nucleus",
+        "--export", "geojson,imagej-roi",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     for stem in ("a", "b"):
@@ -70,6 +71,22 @@ def test_cells_on_a_membrane_channel_with_markers(run_cli, two_fields, tmp_path)
     b = pd.read_csv(out / "b_measurements.csv")
     assert b["CD8_positive"].mean() < 0.05
     assert "phenotypes: CD8 > " in result.stderr and "a.ome.tif: " in result.stderr
+    # The outlines carry the phenotypes chosen after the batch: QuPath classes, ROI properties.
+    from roifile import roiread
+
+    from napari_segnet.io.imagej_rois import read_imagej_rois
+
+    a = pd.read_csv(out / "a_measurements.csv").set_index("label")
+    features = json.loads((out / "a.geojson").read_text())["features"]
+    assert {
+        f["properties"]["label"]: f["properties"]["classification"]["name"] for f in features
+    } == (a["phenotype"].to_dict())
+    rois = roiread(out / "a_rois.zip")
+    assert {int(r.name): r.props.splitlines()[-1] for r in rois} == {
+        label: f"phenotype: {phenotype}" for label, phenotype in a["phenotype"].items()
+    }
+    nuclei = tifffile.imread(out / "a_labels.tif")
+    assert np.array_equal(read_imagej_rois(out / "a_rois.zip", nuclei.shape), nuclei)
 
     # The recorded definition applies the same thresholds to another batch, unchanged.
     again = tmp_path / "again"

@@ -54,4 +54,4 @@ def write_exports(paths, exports, labels, *, axes: str, table=None, boxes=None, 
         if name == "geojson":
             write_geojson(path, labels, axes=axes, table=table, boxes=regions, model=model)
         else:
-            write_imagej_rois(path, labels, axes=axes, boxes=regions, model=model)
+            write_imagej_rois(path, labels, axes=axes, boxes=regions, model=model, table=table)

@@ -7,7 +7,8 @@ then pools the cells of all of them (also of images done earlier and skipped wit
 ``<marker>_positive`` and ``phenotype`` columns. It records what it used beside the
 outputs: ``phenotypes.json`` (the definition with every threshold a number, which
 ``--phenotypes`` applies unchanged to the next batch) and ``phenotype_counts.csv``
-(cells of every phenotype per image, counts and percentages).
+(cells of every phenotype per image, counts and percentages). Outline exports written
+before the thresholds were known are written again, with every object's phenotype.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def classify_batch(job: SegmentJob, inputs: list[Path], stems: dict[Path, str]) 
         last = [c for c in MODEL_COLUMNS if c in table.columns]
         classified[path] = table[[c for c in table.columns if c not in last] + last]
         write_csv(classified[path], job.outputs.measurements(stems[path]))
+        if job.outputs.exports and not definition.is_resolved:  # written before the thresholds
+            _rewrite_exports(job, stems[path], classified[path])
     pooled = pd.concat(
         [t.assign(image=path.name) for path, t in classified.items()], ignore_index=True
     )
@@ -71,6 +74,20 @@ def classify_batch(job: SegmentJob, inputs: list[Path], stems: dict[Path, str]) 
     for path, table in classified.items():
         own = counts[counts["image"] == path.name]
         print(describe_counts(path.name, own, len(table)), file=sys.stderr)
+
+
+def _rewrite_exports(job: SegmentJob, stem: str, table) -> None:
+    """Write an input's outline exports again, now with every object's phenotype."""
+    from napari_segnet.io import atomic_paths, read_image
+    from napari_segnet.io.model_identity import METADATA_KEY, ModelIdentity
+
+    from .exports import write_exports
+
+    labels = read_image(job.outputs.paths(stem)[0])
+    model = ModelIdentity.from_metadata(labels.metadata.get(METADATA_KEY))
+    with atomic_paths(*job.outputs.export_paths(stem)) as temporaries:
+        exports = job.outputs.exports
+        write_exports(temporaries, exports, labels.data, axes=labels.axes, table=table, model=model)
 
 
 def describe_thresholds(asked, resolved, cells: int) -> str:

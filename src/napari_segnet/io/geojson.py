@@ -79,8 +79,9 @@ def write_geojson(
     table : pandas.DataFrame, optional
         Measurements, one row per object (per ``frame`` and object with a T axis),
         as :func:`napari_segnet.measure.measure` makes them; its numeric columns
-        become each feature's ``measurements`` and its ``class`` column the
-        ``classification``.
+        become each feature's ``measurements``; its ``phenotype`` column (cells
+        classified by their markers, ``"CD8+ Ki67-"``), or else its ``class``
+        column, the ``classification``.
     boxes : iterable, optional
         ``(label, box)`` pairs, to read only those regions of lazy labels (see
         :func:`napari_segnet.io.outlines.iter_outlines`).
@@ -152,7 +153,7 @@ def outline_features(
         }
         row = rows.get((outline.plane.get("T"), outline.label)) or rows.get((None, outline.label))
         if row is not None:
-            name = row.get("class")
+            name = row.get("phenotype") or row.get("class")
             if isinstance(name, str) and name:
                 properties["classification"] = {"name": name, "color": class_colour(name)}
             properties["measurements"] = _measurements(row)

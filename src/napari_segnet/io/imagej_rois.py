@@ -14,7 +14,8 @@ One ROI per object and plane, written with :mod:`roifile`:
   time series of Z-stacks gets ``z_position`` and ``t_position``;
 - the model that made the objects is in every ROI's properties (``model: nuclei@2``,
   ``model_name``, ``model_version``, ``model_sha256``; ImageJ's ``Roi.getProperty``,
-  shown by the ROI Manager's *Properties…*).
+  shown by the ROI Manager's *Properties…*), and so are an object's ``phenotype``
+  and semantic ``class`` when the measurements hold them.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def write_imagej_rois(
     axes: str | None = None,
     boxes=None,
     model: ModelIdentity | None = None,
+    table=None,
 ) -> Path:
     """Write every object of ``labels`` as ImageJ ROIs in one ``.zip``, atomically.
 
@@ -71,6 +73,9 @@ def write_imagej_rois(
         :func:`napari_segnet.io.outlines.iter_outlines`).
     model : ModelIdentity, optional
         The model that made the labels: every ROI's properties.
+    table : pandas.DataFrame, optional
+        Measurements, one row per object (per ``frame`` and object with a T
+        axis): their ``phenotype`` and ``class`` go into each ROI's properties.
 
     Returns
     -------
@@ -83,9 +88,13 @@ def write_imagej_rois(
     outlines = list(iter_outlines(labels, axes=axes, boxes=boxes))
     width = max(4, len(str(max((o.label for o in outlines), default=0))))
     rois = [outline_roi(o, axes=axes, width=width) for o in outlines]
-    if model is not None:
-        for roi in rois:
-            roi.props = model.as_text()
+    words = _object_words(table)
+    for outline, roi in zip(outlines, rois):
+        own = words.get((outline.plane.get("T"), outline.label)) or words.get((None, outline.label))
+        lines = [model.as_text()] if model is not None else []
+        lines += [f"{key}: {value}" for key, value in (own or {}).items()]
+        if lines:
+            roi.props = "\n".join(lines)
     with atomic_path(destination) as temporary:
         if rois:
             roiwrite(temporary, rois, mode="w")
@@ -277,6 +286,20 @@ def _plane(roi: ImagejRoi, axes: str, slices: int) -> dict[str, int]:
     if axes == "TZYX":
         return {a: i for a, i in (("T", index // slices), ("Z", index % slices)) if i > 0}
     return {"Z": index}
+
+
+def _object_words(table) -> dict:
+    """``(frame or None, label)`` → the ``phenotype`` and ``class`` of each row that has them."""
+    if table is None or not {"phenotype", "class"} & set(table.columns):
+        return {}
+    keys = [k for k in ("phenotype", "class") if k in table.columns]
+    frames = table["frame"] if "frame" in table.columns else [None] * len(table)
+    words = {}
+    for frame, label, *values in zip(frames, table["label"], *(table[k] for k in keys)):
+        found = {k: v for k, v in zip(keys, values) if isinstance(v, str) and v}
+        if found:
+            words[(None if frame is None else int(frame), int(label))] = found
+    return words
 
 
 def _label(name: str) -> int | None:
