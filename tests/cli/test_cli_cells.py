@@ -164,3 +164,27 @@ def test_measure_grows_cells_from_given_nuclei_or_reads_given_cells(run_cli, tmp
     areas = np.bincount(tissue.cells.ravel())
     assert np.array_equal(table["cell_area_px"].to_numpy(), areas[table.index.to_numpy()])
     assert not (tmp_path / "given_cells.tif").exists()
+
+
+@pytest.mark.parametrize("axes", ["ZCYX", "TCYX"])
+def test_cells_of_z_stacks_and_time_series(run_cli, tmp_path, nuclei_pairs, axes):
+    planes = np.stack([image for image, _ in nuclei_pairs[:3]])  # three planes
+    stain = np.stack([np.roll(image, 3, axis=1) for image, _ in nuclei_pairs[:3]])
+    data = np.stack([planes, stain], axis=1)  # (3, C, Y, X)
+    metadata = {"axes": axes, "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
+    metadata |= {"PhysicalSizeZ": 2.0} if axes[0] == "Z" else {"TimeIncrement": 60.0}
+    tifffile.imwrite(tmp_path / "stack.ome.tif", data, ome=True, metadata=metadata)
+    out = tmp_path / "out"
+    result = run_cli(
+        "segment", tmp_path / "stack.ome.tif", "--out", out, "--channel", "0",
+        "--cells", "expand", "--cell-distance", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    nuclei = tifffile.imread(out / "stack_labels.tif")
+    cells = tifffile.imread(out / "stack_cells.tif")
+    assert cells.shape == nuclei.shape == (3, *planes.shape[1:])
+    inside = nuclei > 0
+    assert np.array_equal(cells[inside], nuclei[inside]) and (cells > 0).sum() > inside.sum()
+    table = pd.read_csv(out / "stack_measurements.csv")
+    assert ("frame" in table.columns) == (axes[0] == "T")
+    assert ("cell_volume_um3" in table.columns) == (axes[0] == "Z")
