@@ -1,10 +1,11 @@
 """Take the README's screenshots headless.
 
-    xvfb-run -a .venv/bin/python scripts/screenshots.py [--only slide | --only widgets]
+    xvfb-run -a .venv/bin/python scripts/screenshots.py [--only slide | widgets | cells]
 
 Writes PNG files into docs/images/.
 """
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -127,11 +128,62 @@ def slide_screenshot() -> None:
     viewer.close()
 
 
+def synthetic_tissue():
+    """Synthetic tissue with membrane, cytoplasm and two markers (the cells tests' generator)."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "cells" / "synthetic_cells.py"
+    spec = importlib.util.spec_from_file_location("synthetic_cells", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["synthetic_cells"] = module
+    spec.loader.exec_module(module)
+    return module.CHANNELS, module.synthetic_cells((320, 320), spacing=(0.5, 0.5), seed=4)
+
+
+def cells_screenshots() -> None:
+    """Cells grown on a membrane stain and phenotyped; Measure colouring them by a column."""
+    channels, tissue = synthetic_tissue()
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1500, 1150)
+    calibration = {"scale": (0.5, 0.5), "units": ("micrometer",) * 2}
+    colours = ("blue", "gray", "gray", "green", "magenta")
+    for index, (name, colour) in enumerate(zip(channels, colours)):
+        visible = name in ("DAPI", "CD8")
+        viewer.add_image(
+            tissue.image[index],
+            name=name,
+            colormap=colour,
+            blending="additive",
+            visible=visible,
+            **calibration,
+        )
+    viewer.add_labels(tissue.nuclei, name="tissue labels", visible=False, **calibration)
+    viewer.scale_bar.visible = True
+    _, cells = viewer.window.add_plugin_dock_widget("napari-segnet", "Cells")
+    cells.set_growth("stain", "membrane")
+    run_to_end(cells)
+    panel = cells.phenotype
+    panel.add_marker("Ki67", "nucleus")
+    panel.add_marker("CD8", "cytoplasm")
+    viewer.layers["tissue cells"].contour = 0
+    viewer.layers["tissue cells"].opacity = 0.55
+    shoot(viewer, "cells_widget")
+    viewer.window.remove_dock_widget(cells)
+
+    _, measure_widget = viewer.window.add_plugin_dock_widget("napari-segnet", "Measure")
+    measure_widget.labels.choose(viewer.layers["tissue cells"])
+    measure_widget.colour_by_column("cell_area_um2")
+    viewer.layers["tissue cells"].opacity = 0.8
+    shoot(viewer, "cells_measure_colour")
+    viewer.close()
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--only", "slide"]:
         slide_screenshot()
     elif sys.argv[1:] == ["--only", "widgets"]:
         widget_screenshots()
+    elif sys.argv[1:] == ["--only", "cells"]:
+        cells_screenshots()
     else:
         main()
         slide_screenshot()
+        cells_screenshots()

@@ -197,3 +197,52 @@ def test_big_labels_are_measured_block_by_block_with_the_same_rows(
     numeric = [c for c in whole.columns if pd.api.types.is_numeric_dtype(whole[c])]
     np.testing.assert_allclose(by_blocks[numeric].to_numpy(float), whole[numeric].to_numpy(float))
     assert errors == []
+
+
+def test_colour_by_a_column_shows_its_histogram_and_paints_the_objects(
+    labelled_viewer, truth, errors, click_measure, qtbot, tmp_path
+):
+    from napari.utils.colormaps import DirectLabelColormap
+
+    viewer = labelled_viewer
+    layer = viewer.layers["nuclei labels"]
+    own_colours = layer.colormap
+    widget = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert [widget.colour_by.itemText(i) for i in range(widget.colour_by.count())] == ["none"]
+    click_measure(widget, layer)
+    columns = widget.value_columns()
+    assert "area_um2" in columns and "label" not in columns and "index" not in columns
+
+    widget.colour_by_column("area_um2")
+    features = pd.DataFrame(layer.features)
+    smallest = int(features.loc[features["area_um2"].idxmin(), "label"])
+    largest = int(features.loc[features["area_um2"].idxmax(), "label"])
+    assert isinstance(layer.colormap, DirectLabelColormap)
+    colours = layer.colormap.map(np.array([smallest, largest]))
+    np.testing.assert_allclose(colours[0][:3], [0.267004, 0.004874, 0.329415], atol=1e-4)
+    np.testing.assert_allclose(colours[1][:3], [0.993248, 0.906157, 0.143936], atol=1e-4)
+    assert widget.histogram.colorbar is not None
+    assert widget.histogram.values.size == len(features)
+    low, high = widget.histogram.colorbar.mappable.get_clim()
+    assert (low, high) == (features["area_um2"].min(), features["area_um2"].max())
+    assert sum(bar.get_height() for bar in widget.histogram.axes.patches) == len(features)
+
+    widget.colormap.setCurrentText("magma")
+    np.testing.assert_allclose(
+        layer.colormap.map(np.array([largest]))[0][:3], [0.987053, 0.991438, 0.749504], atol=1e-4
+    )
+    with pytest.raises(ValueError, match="no measured column 'volume_um3'"):
+        widget.colour_by_column("volume_um3")
+    qtbot.wait(100)
+    path = tmp_path / "measure_colour.png"
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    assert path.stat().st_size > 10_000
+
+    # Measuring again keeps the column; "none" gives the layer its own colours back.
+    click_measure(widget, layer)
+    assert widget.colour_by.currentText() == "area_um2"
+    widget.colour_by_column(None)
+    assert layer.colormap is own_colours
+    assert widget.histogram.colorbar is None
+    assert errors == []

@@ -1,4 +1,10 @@
-"""The Measure dock widget: measure every object of a labels layer into its features."""
+"""The Measure dock widget: measure every object of a labels layer into its features.
+
+Below the table, *Colour by* picks a measured column: its histogram, drawn with a
+colour bar (:mod:`.histogram`), and the objects painted with the same colours
+(:mod:`.object_colours`, a napari labels colormap) show where the large and small
+values lie, in one widget. *none* gives the layer back the colours it had.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +24,20 @@ from napari_segnet.messages import one_sentence
 
 from . import pickers
 from .calibration import describe_spacing, spatial_spacing
+from .features_table import FeaturesTable
+from .histogram import HistogramCanvas
 from .layer_axes import full_resolution, layer_axes
 from .layers import layer_model
+from .object_colours import value_colormap, value_limits
 from .qt_helpers import hbox, request_or_notify
-from .table_model import DataFrameModel
 from .worker import Failed, WidgetWorker
 from .writer import write_geojson, write_imagej_rois, write_labels
 
 _log = logging.getLogger(__name__)
+
+NO_COLOUR = "none"
+COLORMAPS = ("viridis", "magma", "plasma", "cividis", "coolwarm")
+_NOT_VALUES = ("label", "index", "frame")  # identifiers, not measurements
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,7 +170,7 @@ class MeasureWidget(qw.QWidget):
         self._viewer = napari_viewer
         self._target = self._layer = None
         self._unchecked: set[str] = set()
-        self._syncing = False
+        self._original_colours = None  # (layer, its colormap) while objects are coloured by value
         self.labels = pickers.LayerPicker(napari_viewer, Labels)
         self.images = qw.QListWidget()
         self.images.setMaximumHeight(90)
@@ -166,16 +178,14 @@ class MeasureWidget(qw.QWidget):
         self.progress = qw.QProgressBar()
         self.progress.setRange(0, 0)  # busy indicator while measuring
         self.progress.setVisible(False)
-        self.model = DataFrameModel(self)
-        self.table = qw.QTableView()
-        self.table.setModel(self.model)
-        self.table.setMinimumHeight(220)
-        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-        self.table.setSortingEnabled(True)  # rows stay in label order until a header is clicked
-        self.table.setSelectionBehavior(qw.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(qw.QAbstractItemView.SelectionMode.SingleSelection)
+        self.features = FeaturesTable()
+        self.model, self.table = self.features.model, self.features.table
+        self.show_selected = self.features.show_selected
         self.calibration, self.status = qw.QLabel(), qw.QLabel()
-        self.show_selected = qw.QCheckBox("Show only the selected object")
+        self.colour_by, self.colormap = qw.QComboBox(), qw.QComboBox()
+        self.colour_by.addItem(NO_COLOUR)
+        self.colormap.addItems(COLORMAPS)
+        self.histogram = HistogramCanvas()
         self.export_csv_button = qw.QPushButton("Export CSV")
         self.export_labels_button = qw.QPushButton("Export labels")
         self.export_geojson_button = qw.QPushButton("Export GeoJSON (QuPath)")
@@ -185,11 +195,13 @@ class MeasureWidget(qw.QWidget):
         form.addRow("Intensities", self.images)
         form.addRow(self.measure_button)
         form.addRow(self.progress)
-        form.addRow(self.table)
-        for widget in (self.calibration, self.show_selected, self.status):
+        form.addRow(self.features)
+        for widget in (self.calibration, self.status):
             form.addRow(widget)
         form.addRow(hbox(self.export_csv_button, self.export_labels_button))
         form.addRow(hbox(self.export_geojson_button, self.export_rois_button))
+        form.addRow("Colour by", hbox(self.colour_by, self.colormap))
+        form.addRow(self.histogram)
         self.runner = WidgetWorker(self, self.measure_button, self.status)
         self.runner.yielded.connect(self._on_progress)
         self.runner.returned.connect(self._on_result)
@@ -200,8 +212,9 @@ class MeasureWidget(qw.QWidget):
         self.labels.layer_changed.connect(self._on_labels_layer)
         self.images.itemChanged.connect(self._on_image_checked)
         self.measure_button.clicked.connect(self.run)
-        self.table.selectionModel().selectionChanged.connect(self._on_row_selected)
-        self.show_selected.toggled.connect(self._on_show_selected)
+        self.features.shown.connect(self._on_features_shown)
+        self.colour_by.currentTextChanged.connect(self._colour_objects)
+        self.colormap.currentTextChanged.connect(self._colour_objects)
         self.export_csv_button.clicked.connect(lambda: self.export_csv())
         self.export_labels_button.clicked.connect(lambda: self.export_labels())
         self.export_geojson_button.clicked.connect(lambda: self.export_geojson())
@@ -211,6 +224,7 @@ class MeasureWidget(qw.QWidget):
     def _on_labels_layer(self, layer) -> None:
         if layer is self._layer:  # the picker was refreshed (a layer was added or removed)
             return
+        self._restore_colours()
         if self._layer is not None:
             for emitter, callback in self._layer_callbacks(self._layer):
                 emitter.disconnect(callback)
@@ -219,16 +233,12 @@ class MeasureWidget(qw.QWidget):
             for emitter, callback in self._layer_callbacks(layer):
                 emitter.connect(callback)
         self._refresh_images()
-        self._show_features()
+        self.features.set_layer(layer)
+        self._show_calibration()
 
     def _layer_callbacks(self, layer):
         events = layer.events
-        return (
-            (events.selected_label, self._on_selected_label),
-            (events.features, self._show_features),
-            (events.scale, self._show_calibration),
-            (events.units, self._show_calibration),
-        )
+        return ((events.scale, self._show_calibration), (events.units, self._show_calibration))
 
     def _refresh_images(self, event=None) -> None:
         layer = self.labels.layer()
@@ -301,15 +311,60 @@ class MeasureWidget(qw.QWidget):
         self._target.features = merge_features(self._target.features, result)
         self.status.setText(f"Measured {len(result)} objects in {self._target.name}.")
 
-    def _show_features(self, event=None) -> None:
-        layer = self._layer
-        features = pd.DataFrame(layer.features) if layer is not None else pd.DataFrame()
-        self.model.set_frame(features.drop(columns="index", errors="ignore"))
-        header = self.table.horizontalHeader()
-        self.model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
-        self._show_calibration()
-        if layer is not None:
-            self._on_selected_label()
+    def value_columns(self) -> list[str]:
+        """Return the measured columns that objects can be coloured by (numeric ones)."""
+        frame = self.model.frame
+        return [
+            str(c)
+            for c in frame.columns
+            if c not in _NOT_VALUES
+            and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])
+        ]
+
+    def colour_by_column(self, column: str | None) -> None:
+        """Colour the objects by `column` (None or ``"none"``: their own colours again).
+
+        Raises
+        ------
+        ValueError
+            If the layer has no such numeric column.
+        """
+        column = column or NO_COLOUR
+        if self.colour_by.findText(column) < 0:
+            raise ValueError(f"There is no measured column {column!r} to colour by.")
+        self.colour_by.setCurrentText(column)
+
+    def _on_features_shown(self, frame) -> None:
+        chosen = self.colour_by.currentText() or NO_COLOUR
+        columns = [NO_COLOUR, *self.value_columns()]
+        self.colour_by.blockSignals(True)
+        self.colour_by.clear()
+        self.colour_by.addItems(columns)
+        self.colour_by.setCurrentText(chosen if chosen in columns else NO_COLOUR)
+        self.colour_by.blockSignals(False)
+        self._colour_objects()
+
+    def _colour_objects(self, *_) -> None:
+        column, layer, frame = self.colour_by.currentText(), self._layer, self.model.frame
+        if layer is None or column in ("", NO_COLOUR) or {column, "label"} - set(frame):
+            self._restore_colours()
+            self.histogram.show_values([])
+            return
+        values = frame[column].to_numpy(dtype=np.float64)
+        limits, colormap = value_limits(values), self.colormap.currentText()
+        if self._original_colours is None:
+            self._original_colours = (layer, layer.colormap)
+        layer.colormap = value_colormap(
+            frame["label"].to_numpy(), values, colormap=colormap, limits=limits
+        )
+        self.histogram.show_values(values, label=column, colormap=colormap, limits=limits)
+
+    def _restore_colours(self) -> None:
+        if self._original_colours is not None:
+            layer, colormap = self._original_colours
+            self._original_colours = None
+            layer.colormap = colormap
 
     def _show_calibration(self, event=None) -> None:
         layer, text = self._layer, ""
@@ -319,40 +374,6 @@ class MeasureWidget(qw.QWidget):
             except ValueError as error:
                 text = one_sentence(error)
         self.calibration.setText(text)
-
-    def _label_column(self) -> np.ndarray | None:
-        frame = self.model.frame
-        return frame["label"].to_numpy() if "label" in frame else None
-
-    def _on_row_selected(self, *_) -> None:
-        rows = self.table.selectionModel().selectedRows()
-        labels = self._label_column()
-        if self._syncing or not rows or labels is None or self._layer is None:
-            return
-        self._syncing = True
-        try:
-            self._layer.selected_label = int(labels[rows[0].row()])
-        finally:
-            self._syncing = False
-
-    def _on_selected_label(self, event=None) -> None:
-        labels = self._label_column()
-        if self._syncing or labels is None or self._layer is None:
-            return
-        rows = np.flatnonzero(labels == self._layer.selected_label)
-        self._syncing = True
-        try:
-            if rows.size:
-                self.table.selectRow(int(rows[0]))
-                self.table.scrollTo(self.model.index(int(rows[0]), 0))
-            else:
-                self.table.clearSelection()
-        finally:
-            self._syncing = False
-
-    def _on_show_selected(self, checked: bool) -> None:
-        if self._layer is not None:
-            self._layer.show_selected_label = checked
 
     def _ask_save_path(self, title: str, filters: str) -> str:
         return qw.QFileDialog.getSaveFileName(self, title, "", filters)[0]
