@@ -1,8 +1,6 @@
 """The Cells dock widget in a real viewer, on synthetic tissue with known positive cells."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,26 +9,12 @@ import pytest
 from napari.utils.colormaps import DirectLabelColormap
 from qtpy.QtCore import QPoint, Qt
 
+import synthetic_cells as synthetic
 from napari_segnet._napari.cells_widget import CellsWidget, image_name
 from napari_segnet.cells import PhenotypeDefinition
 
 TIMEOUT_MS = 120_000
 SPACING = (0.5, 0.5)
-
-
-def _synthetic_cells_module():
-    """The tissue generator of the cells tests (tests/cells is not on this directory's path)."""
-    if "synthetic_cells" in sys.modules:  # imported by tests/cells' conftest in this session
-        return sys.modules["synthetic_cells"]
-    path = Path(__file__).parents[1] / "cells" / "synthetic_cells.py"
-    spec = importlib.util.spec_from_file_location("synthetic_cells", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["synthetic_cells"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-synthetic = _synthetic_cells_module()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """``segment --cells``: cells grown from the nuclei, measured per compartment, phenotyped."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,6 @@ import pandas as pd
 import pytest
 import tifffile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cells"))
 from synthetic_cells import CHANNELS, synthetic_cells
 
 
