@@ -77,3 +77,17 @@ def run_to_end(qtbot):
         return record
 
     return run
+
+
+@pytest.fixture
+def infos():
+    """Messages of the information notifications shown during the test."""
+    seen = []
+
+    def record(notification):
+        if notification.severity == NotificationSeverity.INFO:
+            seen.append(notification.message)
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)

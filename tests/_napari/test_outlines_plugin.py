@@ -5,27 +5,12 @@ import zipfile
 
 import numpy as np
 import pytest
-from napari.utils.notifications import NotificationSeverity, notification_manager
 from roifile import roiread
 
 from napari_segnet._napari.measure_widget import MeasureWidget
 from napari_segnet._napari.reader import napari_get_outlines_reader
 from napari_segnet.io.geojson import read_geojson, write_geojson
 from napari_segnet.io.imagej_rois import read_imagej_rois, write_imagej_rois
-
-
-@pytest.fixture
-def infos():
-    """Messages of the information notifications shown during the test."""
-    seen = []
-
-    def record(notification):
-        if notification.severity == NotificationSeverity.INFO:
-            seen.append(notification.message)
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 @pytest.fixture

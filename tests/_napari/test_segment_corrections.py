@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from napari.layers import Labels
-from napari.utils.notifications import NotificationSeverity, notification_manager
 
 from napari_segnet._napari import model_picker
 from napari_segnet._napari.model_picker import register_model
@@ -14,20 +13,6 @@ from napari_segnet._napari.segment_widget import SegmentWidget
 from napari_segnet.inference.segment import segment
 from napari_segnet.models import ModelConfig, create_model, load_model, save_model
 from napari_segnet.postprocess import StarSettings
-
-
-@pytest.fixture
-def infos():
-    """Messages of the information notifications shown during the test."""
-    seen = []
-
-    def record(notification):
-        if notification.severity == NotificationSeverity.INFO:
-            seen.append(notification.message)
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 @pytest.fixture

@@ -31,12 +31,12 @@ from napari_segnet.cells.stain import (
     smooth,
     stain_foreground,
 )
+from napari_segnet.measure.properties import check_label_axes, check_spacing
 
 DEFAULT_DISTANCE = 5.0
 # Propagation on a cytoplasm stain: crossing an edge of full contrast costs this many distance
 # limits of travel, so cells stop at edges but still fill their own fainter corners.
 EDGE_COST = 4.0
-_AXES = ("YX", "ZYX", "TYX", "TZYX")
 
 __all__ = ["DEFAULT_DISTANCE", "expand_nuclei", "grow_cells", "grow_on_stain"]
 
@@ -73,7 +73,7 @@ def expand_nuclei(
     """
     nuclei = _check_nuclei(nuclei)
     distance = check_distance(distance)
-    sampling = _check_spacing(spacing, nuclei.ndim)
+    sampling = check_spacing(spacing, nuclei.ndim)
     return expand_labels(nuclei, distance=distance, spacing=1 if sampling is None else sampling)
 
 
@@ -140,7 +140,7 @@ def grow_on_stain(
     """
     nuclei = _check_nuclei(nuclei)
     distance = check_distance(distance)
-    sampling = _check_spacing(spacing, nuclei.ndim)
+    sampling = check_spacing(spacing, nuclei.ndim)
     stain = np.asarray(stain)
     if stain.shape != nuclei.shape:
         raise ValueError(f"The stain's shape {stain.shape} is not the nuclei's {nuclei.shape}.")
@@ -207,13 +207,13 @@ def grow_cells(
 
     """
     nuclei = _check_nuclei(nuclei, spatial=False)
-    axes = _check_axes(axes, nuclei.ndim)
+    axes = check_label_axes(axes, nuclei.ndim)
     distance = check_distance(distance)
     if stain is not None and np.shape(stain) != nuclei.shape:
         raise ValueError(f"The stain's shape {np.shape(stain)} is not the nuclei's {nuclei.shape}.")
     if not axes.startswith("T"):
         return _grow_frame(nuclei, stain, distance, kind, spacing, smoothing, threshold)
-    _check_spacing(spacing, nuclei.ndim - 1)
+    check_spacing(spacing, nuclei.ndim - 1)
     if stain is not None and (kind == "auto" or threshold is None):
         kind, threshold = _settle_series(nuclei, stain, kind, spacing, smoothing, threshold)
     out = np.zeros_like(nuclei)
@@ -274,7 +274,7 @@ def _settle_series(nuclei, stain, kind, spacing, smoothing, threshold):
     for t in range(nuclei.shape[0]):
         frame = np.asarray(nuclei[t])
         if frame.any():
-            sampling = _check_spacing(spacing, frame.ndim)
+            sampling = check_spacing(spacing, frame.ndim)
             smoothed = smooth(np.asarray(stain[t]), smoothing, sampling)
             if kind == "auto":
                 kind = detect_stain_kind(frame, smoothed, threshold=threshold, smoothed=True)
@@ -331,26 +331,3 @@ def _check_nuclei(nuclei, *, spatial: bool = True) -> np.ndarray:
     if nuclei.size and np.issubdtype(nuclei.dtype, np.signedinteger) and nuclei.min() < 0:
         raise ValueError("Nucleus labels must be non-negative (0 is background).")
     return nuclei
-
-
-def _check_axes(axes: str | None, ndim: int) -> str:
-    if axes is None:
-        if ndim not in (2, 3):
-            raise ValueError(f"Nucleus labels have {ndim} dimensions; pass axes, e.g. 'TZYX'.")
-        return "YX" if ndim == 2 else "ZYX"
-    axes = axes.upper()
-    if axes not in _AXES or len(axes) != ndim:
-        raise ValueError(f"axes {axes!r} must be one of {_AXES} with {ndim} letters.")
-    return axes
-
-
-def _check_spacing(spacing: Sequence[float] | None, ndim: int) -> np.ndarray | None:
-    if spacing is None:
-        return None
-    values = np.asarray(spacing, dtype=np.float64)
-    if values.shape != (ndim,) or not np.all(np.isfinite(values) & (values > 0)):
-        raise ValueError(
-            f"spacing must be {ndim} finite positive pixel sizes (one per spatial axis), "
-            f"got {spacing!r}."
-        )
-    return values

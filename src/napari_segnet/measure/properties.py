@@ -11,7 +11,7 @@ import pandas as pd
 
 from napari_segnet.measure.shape import shape_columns, shape_descriptors
 
-_AXES = ("YX", "ZYX", "TYX", "TZYX")
+LABEL_AXES = ("YX", "ZYX", "TYX", "TZYX")
 _STATS = ("mean", "max", "min", "std", "sum")
 # Label ids up to this many per pixel are mapped with a lookup table, larger ones by sorting.
 _LUT_SLACK = 2
@@ -129,10 +129,10 @@ def measure(
     labels = _as_array(labels)
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
         raise TypeError(f"labels must be integers, not {labels.dtype}.")
-    axes = _check_axes(axes, labels.ndim)
+    axes = check_label_axes(axes, labels.ndim)
     has_t = axes.startswith("T")
     ndim = len(axes) - has_t
-    spacing_arr = _check_spacing(spacing, ndim)
+    spacing_arr = check_spacing(spacing, ndim)
 
     image = None if image is None else _as_array(image)
     axis = _channel_axis(labels.shape, image, channel_axis)
@@ -164,18 +164,20 @@ def _as_array(data: Any) -> Any:
     return np.asarray(data)
 
 
-def _check_axes(axes: str | None, ndim: int) -> str:
+def check_label_axes(axes: str | None, ndim: int) -> str:
+    """Return the labels' axes (``YX`` or ``ZYX`` by default), or raise ValueError."""
     if axes is None:
         if ndim not in (2, 3):
             raise ValueError(f"labels have {ndim} dimensions; pass axes, e.g. 'TZYX'.")
         return "YX" if ndim == 2 else "ZYX"
     axes = axes.upper()
-    if axes not in _AXES or len(axes) != ndim:
-        raise ValueError(f"axes {axes!r} must be one of {_AXES} with {ndim} letters (labels ndim).")
+    if axes not in LABEL_AXES or len(axes) != ndim:
+        raise ValueError(f"axes {axes!r} must be one of {LABEL_AXES} with {ndim} letters.")
     return axes
 
 
-def _check_spacing(spacing: Sequence[float] | None, ndim: int) -> np.ndarray | None:
+def check_spacing(spacing: Sequence[float] | None, ndim: int) -> np.ndarray | None:
+    """Return ``spacing`` as ``ndim`` positive sizes (None stays None), or raise ValueError."""
     if spacing is None:
         return None
     values = np.asarray(spacing, dtype=np.float64)
