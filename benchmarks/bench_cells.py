@@ -23,8 +23,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "cells"))
 
-from synthetic_cells import CHANNELS, synthetic_cells
-
 from napari_segnet.cells import (
     Marker,
     PhenotypeDefinition,
@@ -35,6 +33,7 @@ from napari_segnet.cells import (
     resolve_thresholds,
 )
 from napari_segnet.metrics import evaluate, iou_matrix
+from synthetic_cells import CHANNELS, synthetic_cells
 
 SEEDS = range(8)
 SHAPE = (384, 384)

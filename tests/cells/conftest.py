@@ -1,4 +1,5 @@
 import pytest
+
 from synthetic_cells import synthetic_cells
 
 

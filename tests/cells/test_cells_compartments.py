@@ -71,9 +71,8 @@ def test_time_series_and_3d_tables():
 
 
 def test_measuring_grown_cells_of_synthetic_tissue(tissue):
-    from synthetic_cells import CHANNELS
-
     from napari_segnet.cells import grow_on_stain
+    from synthetic_cells import CHANNELS
 
     cells = grow_on_stain(tissue.nuclei, tissue.channel("membrane"), 10.0, spacing=tissue.spacing)
     table = measure_cells(

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 from skimage.segmentation import expand_labels
-from synthetic_cells import synthetic_cells
 
 from napari_segnet.cells import detect_stain_kind, expand_nuclei, grow_cells, grow_on_stain
 from napari_segnet.metrics import evaluate
+from synthetic_cells import synthetic_cells
 
 
 def ap(truth, cells, threshold):

@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_cells import CHANNELS
 
 from napari_segnet.cells import (
     Marker,
@@ -16,6 +15,7 @@ from napari_segnet.cells import (
     phenotype_counts,
     resolve_thresholds,
 )
+from synthetic_cells import CHANNELS
 
 DEFINITION = PhenotypeDefinition((Marker("CD8", "cytoplasm"), Marker("Ki67", "nucleus")))
 
