@@ -27,6 +27,7 @@ def measured(batch):
         cells = grow_on_stain(
             tissue.nuclei, tissue.channel("membrane"), 15.0, spacing=tissue.spacing
         )
+        grown.append(cells)
         tables.append(
             measure_cells(
                 tissue.nuclei, cells, tissue.image, channel_names=CHANNELS, spacing=tissue.spacing
@@ -51,7 +52,7 @@ def iou(a, b):
 def test_automatic_thresholds_classify_the_known_positives(batch, measured):
     tables, grown = measured
     settled = resolve_thresholds(tables, DEFINITION)
-    assert settled.is_resolved
+    assert settled.is_resolved and len(grown) == len(tables) == len(batch)
     for tissue, table, cells in zip(batch, tables, grown):
         labelled = classify(table, settled)
         for channel in ("CD8", "Ki67"):

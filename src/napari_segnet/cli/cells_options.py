@@ -56,9 +56,10 @@ def add_cells_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--cell-distance",
         type=float,
-        default=5.0,
+        default=None,
         metavar="D",
-        help="how far a cell reaches from its nucleus: µm in a calibrated image, else pixels (5)",
+        help="how far a cell reaches from its nucleus: µm in a calibrated image, else pixels "
+        "(default 5, as in QuPath)",
     )
     group.add_argument(
         "--stain-kind",
@@ -100,7 +101,9 @@ def cell_settings(args: argparse.Namespace) -> CellSettings | None:
         if phenotypes is not None:
             raise UserError("Markers are read per cell: give --cells expand or --cells CHANNEL.")
         return None
-    distance = args.cell_distance
+    from napari_segnet.cells import DEFAULT_DISTANCE
+
+    distance = DEFAULT_DISTANCE if args.cell_distance is None else args.cell_distance
     if not (math.isfinite(distance) and distance > 0):
         raise UserError(f"--cell-distance must be a positive number, not {distance:g}.")
     text = args.cells.strip()

@@ -155,13 +155,43 @@ def _cells_of(args, image, labels, spacing, blockwise: bool):
         if given.data.dtype.kind not in "iu":
             raise UserError(f"{args.cell_labels.name} holds {given.data.dtype} values, not labels.")
         check_markers(image, CellSettings(phenotypes=phenotype_definition(args)))
-        return np.asarray(given.data)
+        cells = np.asarray(given.data)
+        check_cell_numbering(np.asarray(labels.data), cells, args.cell_labels.name)
+        return cells
     settings = cell_settings(args)
     check_markers(image, settings)
     cells, _ = grow_and_measure(
         image, np.asarray(labels.data), labels.axes, spacing, settings, measure=False
     )
     return cells
+
+
+def check_cell_numbering(nuclei: np.ndarray, cells: np.ndarray, name: str) -> None:
+    """Refuse cells not numbered after their nuclei (cell k must hold nucleus k).
+
+    Cells from other tools number their objects their own way; measured as they are,
+    cell 5 would be joined with whatever nucleus 5 is. Most of the nuclei must lie
+    mostly in the cell of their own number; nuclei outside every cell are named.
+    """
+    inside = nuclei > 0
+    if not inside.any():
+        return
+    ids = nuclei[inside]
+    own = np.bincount(ids, weights=cells[inside] == ids)
+    sizes = np.bincount(ids)
+    present = sizes > 0
+    share = own[present] / sizes[present]
+    if np.mean(share >= 0.5) < 0.9:
+        raise UserError(
+            f"{name} is not numbered after the nuclei: cell k must hold nucleus k, but only "
+            f"{np.mean(share >= 0.5):.0%} of the nuclei lie mostly in the cell of their number."
+        )
+    outside = np.bincount(ids, weights=cells[inside] == 0)[present] == sizes[present]
+    if outside.any():
+        print(
+            f"{name}: warning: {int(outside.sum())} nuclei lie in no cell; they have no row.",
+            file=sys.stderr,
+        )
 
 
 def _measure_cells(args, image, labels, cells, spacing):
