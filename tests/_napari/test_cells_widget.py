@@ -213,3 +213,41 @@ def test_uncalibrated_nuclei_expand_in_pixels_or_are_measured_alone(
     assert isinstance(nuclei.colormap, DirectLabelColormap)
     assert errors == []
     widget.deleteLater()
+
+
+def test_edited_cells_are_kept_and_measure_leaves_phenotype_colours_be(
+    tissue_viewer, run_to_end, errors, qtbot, infos
+):
+    from napari_segnet._napari.measure_widget import NO_COLOUR, MeasureWidget
+
+    viewer = tissue_viewer
+    _, widget = viewer.window.add_plugin_dock_widget("napari-segnet", "Cells")
+    widget.set_growth("expand")
+    run_to_end(widget, widget.run_button, TIMEOUT_MS)
+    cells = viewer.layers["tissue cells"]
+
+    # Measure colours the cells by area; then a marker colours them by phenotype.
+    _, measure = viewer.window.add_plugin_dock_widget("napari-segnet", "Measure")
+    assert isinstance(measure, MeasureWidget)
+    measure.labels.choose(cells)
+    qtbot.wait(50)
+    measure.colour_by_column("cell_area_um2")
+    by_area = cells.colormap
+    widget.phenotype.add_marker("CD8", "cytoplasm")
+    phenotypes = cells.colormap
+    assert phenotypes is not by_area
+    qtbot.wait(50)
+    # Measure saw its colours taken: it shows none, and restores nothing over them.
+    assert measure.colour_by.currentText() == NO_COLOUR
+    measure.colour_by_column(None)
+    assert cells.colormap is phenotypes
+
+    # A hand correction of the cells survives Make cells.
+    edited = cells.data.copy()
+    edited[:8, :8] = 999
+    cells.data = edited
+    run_to_end(widget, widget.run_button, TIMEOUT_MS)
+    np.testing.assert_array_equal(viewer.layers["tissue cells"].data, edited)
+    assert "tissue cells [2]" in viewer.layers
+    assert any("tissue cells [2]" in message for message in infos)
+    assert errors == []

@@ -31,6 +31,7 @@ import re
 import numpy as np
 import pandas as pd
 from napari.layers import Image, Labels
+from napari.utils.notifications import show_info
 from qtpy import QtWidgets as qw
 
 from napari_segnet.cells import DEFAULT_DISTANCE
@@ -42,7 +43,7 @@ from .cells_run import CellsRequest, CellsResult, run_cells
 from .features_table import FeaturesTable
 from .layer_axes import full_resolution, layer_axes
 from .measure_widget import merge_features
-from .object_colours import category_colormap
+from .object_colours import LayerColours, category_colormap
 from .phenotype_panel import PhenotypePanel
 from .qt_helpers import WrappingLabel, hbox, request_or_notify, spin_box
 from .worker import WidgetWorker
@@ -87,7 +88,7 @@ class CellsWidget(qw.QWidget):
         super().__init__(parent)
         self._viewer = napari_viewer
         self.target = None
-        self._original_colours = None  # (layer, colormap) while cells show their phenotype
+        self._colours = LayerColours()  # while cells show their phenotype
         self._phenotype_columns: list[str] = []
         self.nuclei = pickers.LayerPicker(napari_viewer, Labels)
         self.growth, self.stain, self.kind = qw.QComboBox(), qw.QComboBox(), qw.QComboBox()
@@ -212,7 +213,7 @@ class CellsWidget(qw.QWidget):
             self._put(f"{base} cytoplasm", result.cytoplasm, source, visible=False)
             self._viewer.layers.selection.active = target
             self.nuclei.suggest(source)  # the picker follows the active layer; keep the nuclei
-        self._restore_colours()
+        self._colours.restore()
         features = pd.DataFrame(target.features).drop(
             columns=self._phenotype_columns, errors="ignore"
         )  # the last run's phenotypes: the panel classifies these cells again
@@ -225,23 +226,35 @@ class CellsWidget(qw.QWidget):
 
     def _put(self, name: str, data: np.ndarray, source, *, visible: bool):
         """Update this widget's layer called `name`, or add one with the nuclei's calibration."""
+        from .labels_output import free_name, labels_digest
+
         layers = self._viewer.layers
         if name in layers and isinstance(layers[name], Labels) and KEY in layers[name].metadata:
-            layer = layers[name]
-            layer.data = data
-            return layer
-        from .labels_output import free_name
-
+            layer, note = layers[name], layers[name].metadata[KEY]
+            own = note.get("nuclei_id") == id(source) and note.get("digest") == labels_digest(
+                layer.data
+            )
+            if own:  # made from these nuclei, and not edited since
+                layer.data = data
+                note["digest"] = labels_digest(layer.data)
+                return layer
+            kept, name = name, free_name(layers, name)
+            show_info(
+                f"{kept} was edited or made from other nuclei: it is kept, and the new labels "
+                f"are in {name!r}."
+            )
         calibration = {
             key: tuple(getattr(source, key))
             for key in ("scale", "translate", "units", "axis_labels")
         }
-        metadata = {KEY: {"nuclei": source.name}}
+        metadata = {KEY: {"nuclei": source.name, "nuclei_id": id(source)}}
         if "axes" in source.metadata:
             metadata["axes"] = source.metadata["axes"]
-        return self._viewer.add_labels(
+        layer = self._viewer.add_labels(
             data, name=free_name(layers, name), visible=visible, metadata=metadata, **calibration
         )
+        layer.metadata[KEY]["digest"] = labels_digest(layer.data)
+        return layer
 
     def _on_classified(self, payload) -> None:
         table, colours = payload
@@ -252,24 +265,19 @@ class CellsWidget(qw.QWidget):
             columns=self._phenotype_columns, errors="ignore"
         )
         if table is None:
-            self._restore_colours()
+            self._colours.restore()
             self._phenotype_columns = []
             layer.features = features
             return
         self._phenotype_columns = [m.positive_column for m in self.phenotype.markers]
         self._phenotype_columns.append("phenotype")
-        layer.features = merge_features(features, table)
-        if self._original_colours is None:
-            self._original_colours = (layer, layer.colormap)
-        layer.colormap = category_colormap(
-            table["label"].to_numpy(), table["phenotype"].to_numpy(), colours
+        # Colours first: a Measure widget showing this layer sees them taken when the
+        # features change, and leaves them be.
+        self._colours.paint(
+            layer,
+            category_colormap(table["label"].to_numpy(), table["phenotype"].to_numpy(), colours),
         )
-
-    def _restore_colours(self) -> None:
-        if self._original_colours is not None:
-            layer, colormap = self._original_colours
-            self._original_colours = None
-            layer.colormap = colormap
+        layer.features = merge_features(features, table)
 
     def _on_nuclei(self, layer=None) -> None:
         unit = "px"

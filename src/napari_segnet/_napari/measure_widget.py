@@ -28,7 +28,7 @@ from .features_table import FeaturesTable
 from .histogram import HistogramCanvas
 from .layer_axes import full_resolution, layer_axes
 from .layers import layer_model
-from .object_colours import value_colormap, value_limits
+from .object_colours import LayerColours, value_colormap, value_limits
 from .qt_helpers import hbox, request_or_notify
 from .worker import Failed, WidgetWorker
 from .writer import write_geojson, write_imagej_rois, write_labels
@@ -170,7 +170,7 @@ class MeasureWidget(qw.QWidget):
         self._viewer = napari_viewer
         self._target = self._layer = None
         self._unchecked: set[str] = set()
-        self._original_colours = None  # (layer, its colormap) while objects are coloured by value
+        self._colours = LayerColours()  # while objects are coloured by a value
         self.labels = pickers.LayerPicker(napari_viewer, Labels)
         self.images = qw.QListWidget()
         self.images.setMaximumHeight(90)
@@ -224,7 +224,7 @@ class MeasureWidget(qw.QWidget):
     def _on_labels_layer(self, layer) -> None:
         if layer is self._layer:  # the picker was refreshed (a layer was added or removed)
             return
-        self._restore_colours()
+        self._colours.restore()
         if self._layer is not None:
             for emitter, callback in self._layer_callbacks(self._layer):
                 emitter.disconnect(callback)
@@ -347,24 +347,22 @@ class MeasureWidget(qw.QWidget):
 
     def _colour_objects(self, *_) -> None:
         column, layer, frame = self.colour_by.currentText(), self._layer, self.model.frame
+        if layer is not None and self._colours.lost(layer):
+            # Another widget (Cells' phenotypes) painted the layer since: its colours stay.
+            self._colours.forget()
+            self.colour_by.blockSignals(True)
+            self.colour_by.setCurrentText(NO_COLOUR)
+            self.colour_by.blockSignals(False)
+            column = NO_COLOUR
         if layer is None or column in ("", NO_COLOUR) or {column, "label"} - set(frame):
-            self._restore_colours()
+            self._colours.restore()
             self.histogram.show_values([])
             return
         values = frame[column].to_numpy(dtype=np.float64)
         limits, colormap = value_limits(values), self.colormap.currentText()
-        if self._original_colours is None:
-            self._original_colours = (layer, layer.colormap)
-        layer.colormap = value_colormap(
-            frame["label"].to_numpy(), values, colormap=colormap, limits=limits
-        )
+        labels = frame["label"].to_numpy()
+        self._colours.paint(layer, value_colormap(labels, values, colormap=colormap, limits=limits))
         self.histogram.show_values(values, label=column, colormap=colormap, limits=limits)
-
-    def _restore_colours(self) -> None:
-        if self._original_colours is not None:
-            layer, colormap = self._original_colours
-            self._original_colours = None
-            layer.colormap = colormap
 
     def _show_calibration(self, event=None) -> None:
         layer, text = self._layer, ""

@@ -103,3 +103,50 @@ def _direct(labels, rgba: np.ndarray) -> DirectLabelColormap:
         if label != 0:
             mapping[label] = tuple(float(c) for c in colour)
     return DirectLabelColormap(color_dict=mapping)
+
+
+class LayerColours:
+    """The colours one widget gave a labels layer, and the colours they replaced.
+
+    Two widgets may colour the same layer (Measure by a value, Cells by phenotype).
+    Each restores the layer's colours only while its own are still shown: once the
+    other widget has painted the layer, :meth:`holds` is False and restoring does
+    nothing, so neither puts back colours that no longer mean anything.
+    """
+
+    def __init__(self):
+        self.layer = self.original = self.given = None
+
+    def holds(self, layer=None) -> bool:
+        """Whether this widget's colours are the ones `layer` (default: its own) shows."""
+        if self.layer is None or (layer is not None and not _same(layer, self.layer)):
+            return False
+        return _same(self.layer.colormap, self.given)
+
+    def lost(self, layer) -> bool:
+        """Whether this widget coloured `layer` and another has painted it since."""
+        return self.layer is not None and _same(self.layer, layer) and not self.holds()
+
+    def paint(self, layer, colormap) -> None:
+        """Show `colormap` on `layer`, remembering the colours it replaces."""
+        if self.layer is not None and not self.holds(layer):
+            self.forget()
+        if self.layer is None:
+            self.layer, self.original = layer, layer.colormap
+        layer.colormap = colormap
+        self.given = layer.colormap
+
+    def restore(self) -> None:
+        """Put the replaced colours back if this widget's are still shown; forget them."""
+        if self.holds():
+            self.layer.colormap = self.original
+        self.forget()
+
+    def forget(self) -> None:
+        """Let the layer's current colours be, whoever gave them."""
+        self.layer = self.original = self.given = None
+
+
+def _same(a, b) -> bool:
+    """Whether `a` and `b` are one object (napari hands plugins proxies of its objects)."""
+    return getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
