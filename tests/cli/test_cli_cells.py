@@ -64,7 +64,7 @@ def test_cells_on_a_membrane_channel_with_markers(run_cli, two_fields, tmp_path)
     used = json.loads((out / "phenotypes.json").read_text())
     assert all(isinstance(m["threshold"], float) for m in used["markers"])
     counts = pd.read_csv(out / "phenotype_counts.csv")
-    assert set(counts["image"]) == {"a.ome.tif", "b.ome.tif"}
+    assert set(counts["image"]) == {"a", "b"}  # the output stems: distinct, unlike names
     # Thresholds were chosen over both fields: the field without CD8+ cells has (almost) none.
     b = pd.read_csv(out / "b_measurements.csv")
     assert b["CD8_positive"].mean() < 0.05
@@ -186,3 +186,24 @@ def test_cells_of_z_stacks_and_time_series(run_cli, tmp_path, nuclei_pairs, axes
     table = pd.read_csv(out / "stack_measurements.csv")
     assert ("frame" in table.columns) == (axes[0] == "T")
     assert ("cell_volume_um3" in table.columns) == (axes[0] == "Z")
+
+
+def test_an_input_that_fails_is_left_out_of_the_batch_even_with_a_table_from_before(
+    run_cli, two_fields, tmp_path
+):
+    import shutil
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = [shutil.copy(path, folder) for path in two_fields]
+    options = ("--channel", "DAPI", "--cells", "expand", "--positive", "CD8:cytoplasm")
+    out = tmp_path / "out"
+    assert run_cli("segment", *inputs, "--out", out, *options).returncode == 0
+    Path(inputs[1]).write_bytes(b"not a TIFF")  # b fails now; its table from before stays
+    again = run_cli("segment", *inputs, "--out", out, *options)
+    assert again.returncode == 1 and "b.ome.tif" in again.stderr
+    assert set(pd.read_csv(out / "phenotype_counts.csv")["image"]) == {"a"}
+    assert (
+        "over 38 cells" in again.stderr
+        or "b.ome.tif: " not in again.stderr.split("phenotypes:")[-1]
+    )

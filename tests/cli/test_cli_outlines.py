@@ -62,19 +62,29 @@ def test_unknown_export_is_a_usage_error_in_one_sentence(run_cli, calibrated_ima
     assert not (tmp_path / "out").exists()
 
 
-def test_block_by_block_segmentation_refuses_export(
-    run_cli, error_lines, calibrated_image, tmp_path
+def test_block_by_block_segmentation_exports_the_whole_images_outlines(
+    run_cli, calibrated_image, tmp_path
 ):
+    from napari_segnet.io.imagej_rois import read_imagej_rois
+
     path, _ = calibrated_image
-    out = tmp_path / "out"
-    result = run_cli("segment", path, "--out", out, "--block", 64, "--export", "imagej-roi")
-    (line,) = error_lines(result)
-    assert line == (
-        "napari-segnet: error: cells.ome.tif is segmented block by block, where --export is "
-        "not available; segment it without --export, then run napari-segnet measure --export "
-        "on its labels."
+    runs = {"whole": ("--block", 0), "blocks": ("--block", 64)}
+    for name, options in runs.items():
+        result = run_cli(
+            "segment", path, "--out", tmp_path / name, *options, "--export", "imagej-roi,geojson"
+        )
+        assert result.returncode == 0, result.stderr
+    whole = tifffile.imread(tmp_path / "whole" / "cells_labels.tif")
+    blocks = tifffile.imread(tmp_path / "blocks" / "cells_labels.tif")
+    mapping = dict(np.unique(np.stack([whole.ravel(), blocks.ravel()]), axis=1).T)
+    assert np.array_equal(
+        read_imagej_rois(tmp_path / "blocks" / "cells_rois.zip", blocks.shape), blocks
     )
-    assert list(out.iterdir()) == []
+    geometries = [
+        {f["properties"]["label"]: f["geometry"] for f in json.loads(p.read_text())["features"]}
+        for p in (tmp_path / "whole" / "cells.geojson", tmp_path / "blocks" / "cells.geojson")
+    ]
+    assert {mapping[k]: v for k, v in geometries[0].items()} == geometries[1]
 
 
 @pytest.mark.parametrize("block", [0, 64])

@@ -86,6 +86,7 @@ def grow_on_stain(
     spacing: Sequence[float] | None = None,
     smoothing: float | None = None,
     threshold: float | None = None,
+    contrast: float | None = None,
 ) -> np.ndarray:
     """Grow every nucleus into its cell on a membrane or cytoplasm stain.
 
@@ -125,6 +126,10 @@ def grow_on_stain(
         :func:`~napari_segnet.cells.stain.default_threshold`. Pass one value
         for all blocks when an image is processed block by block, so that the
         blocks agree.
+    contrast : float, optional
+        The smoothed stain's full contrast, which scales a cytoplasm stain's
+        edges (see :func:`stain_contrast`, the default). Pass one value for all
+        blocks, as the threshold.
 
     Returns
     -------
@@ -161,7 +166,8 @@ def grow_on_stain(
     if kind == "membrane":
         cells = watershed(smoothed, markers=nuclei, mask=mask)
     else:
-        cells = _propagate(nuclei, smoothed, mask, distance, sampling)
+        scale = stain_contrast(smoothed) if contrast is None else float(contrast)
+        cells = _propagate(nuclei, smoothed, mask, distance, sampling, scale)
     return _limit_to_own_nucleus(cells.astype(nuclei.dtype, copy=False), nuclei, distance, sampling)
 
 
@@ -175,6 +181,7 @@ def grow_cells(
     spacing: Sequence[float] | None = None,
     smoothing: float | None = None,
     threshold: float | None = None,
+    contrast: float | None = None,
 ) -> np.ndarray:
     """Cells from nuclei for 2-D, 3-D and time series: expansion, or growth on a stain.
 
@@ -192,7 +199,7 @@ def grow_cells(
     axes : str, optional
         ``"YX"``, ``"ZYX"``, ``"TYX"`` or ``"TZYX"``. Default ``"YX"`` for 2-D
         and ``"ZYX"`` for 3-D labels; required for 4-D labels.
-    distance, kind, spacing, smoothing, threshold
+    distance, kind, spacing, smoothing, threshold, contrast
         As in :func:`grow_on_stain`; `spacing` covers the spatial axes only.
 
     Returns
@@ -212,14 +219,16 @@ def grow_cells(
     if stain is not None and np.shape(stain) != nuclei.shape:
         raise ValueError(f"The stain's shape {np.shape(stain)} is not the nuclei's {nuclei.shape}.")
     if not axes.startswith("T"):
-        return _grow_frame(nuclei, stain, distance, kind, spacing, smoothing, threshold)
+        return _grow_frame(nuclei, stain, distance, kind, spacing, smoothing, threshold, contrast)
     check_spacing(spacing, nuclei.ndim - 1)
     if stain is not None and (kind == "auto" or threshold is None):
         kind, threshold = _settle_series(nuclei, stain, kind, spacing, smoothing, threshold)
     out = np.zeros_like(nuclei)
     for t in range(nuclei.shape[0]):
         frame_stain = None if stain is None else np.asarray(stain[t])
-        out[t] = _grow_frame(nuclei[t], frame_stain, distance, kind, spacing, smoothing, threshold)
+        out[t] = _grow_frame(
+            nuclei[t], frame_stain, distance, kind, spacing, smoothing, threshold, contrast
+        )
     return out
 
 
@@ -230,12 +239,23 @@ def check_distance(distance: float) -> float:
     return float(distance)
 
 
+def stain_contrast(smoothed: np.ndarray) -> float:
+    """Return a smoothed stain's full contrast: its 99th percentile minus its 1st.
+
+    Taken over the whole image (not only the cells), so that a block-by-block run
+    can choose it once, on a window, as it chooses the threshold.
+    """
+    values = np.asarray(smoothed, dtype=np.float64)
+    return float(np.percentile(values, 99) - np.percentile(values, 1)) or 1.0
+
+
 def _propagate(
     nuclei: np.ndarray,
     smoothed: np.ndarray,
     mask: np.ndarray,
     distance: float,
     sampling: np.ndarray | None,
+    scale: float,
 ) -> np.ndarray:
     """Give every pixel to the nucleus with the cheapest path to it across the stain's edges.
 
@@ -244,18 +264,20 @@ def _propagate(
     neighbour before that neighbour's own front leaves its hole. Instead, as in
     CellProfiler's propagation, a path costs its length plus the stain's
     change along it (the gradient), so a step across a full-contrast edge costs
-    as much as :data:`EDGE_COST` times the distance limit of plain travel.
+    as much as :data:`EDGE_COST` times the distance limit of plain travel; the
+    full contrast is ``scale`` (see :func:`stain_contrast`).
     """
     pixel = np.ones(nuclei.ndim) if sampling is None else sampling
-    inside = smoothed[mask]
-    scale = float(np.percentile(inside, 99) - np.percentile(inside, 1)) or 1.0
+    scale = scale or 1.0
     gradient = np.sqrt(sum(g**2 for g in np.gradient(smoothed, *pixel)))
     cost = np.where(mask, 1 + (EDGE_COST * distance / scale) * gradient, np.inf)
     travelled, _ = MCP_Geometric(cost, sampling=tuple(pixel)).find_costs(np.argwhere(nuclei > 0))
     return watershed(travelled, markers=nuclei, mask=mask & np.isfinite(travelled))
 
 
-def _grow_frame(nuclei, stain, distance, kind, spacing, smoothing, threshold) -> np.ndarray:
+def _grow_frame(
+    nuclei, stain, distance, kind, spacing, smoothing, threshold, contrast=None
+) -> np.ndarray:
     if stain is None:
         return expand_nuclei(nuclei, distance, spacing=spacing)
     return grow_on_stain(
@@ -266,6 +288,7 @@ def _grow_frame(nuclei, stain, distance, kind, spacing, smoothing, threshold) ->
         spacing=spacing,
         smoothing=smoothing,
         threshold=threshold,
+        contrast=contrast,
     )
 
 

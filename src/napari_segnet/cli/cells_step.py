@@ -94,3 +94,23 @@ def grow_and_measure(
     if cells.phenotypes is not None and cells.phenotypes.is_resolved:
         table = classify(table, cells.phenotypes)
     return grown, table
+
+
+def cell_growth(image, cells: CellSettings, spacing):
+    """Return how the blocks of a big image grow its cells (stain and kind still to choose).
+
+    Thresholds of markers that are all given classify every block's rows; automatic ones
+    are chosen over the batch afterwards (see :mod:`~napari_segnet.cli.phenotype_batch`).
+    """
+    from napari_segnet.inference.block_cells import CellGrowth
+
+    stain = None if cells.stain is None else stain_channel(image, cells.stain)
+    phenotypes = cells.phenotypes
+    resolved = phenotypes if phenotypes is not None and phenotypes.is_resolved else None
+    return CellGrowth(
+        stain=stain,
+        distance=cells.distance,
+        kind=cells.kind,
+        spacing=None if spacing is None else tuple(spacing),
+        phenotypes=resolved,
+    )

@@ -32,7 +32,7 @@ from pathlib import Path
 from .block_window import BlockCounts, may_open_another, next_submissions, window_size
 from .common import UserError
 from .job import SegmentJob
-from .one_file import describe_failure, oversized_warning, refuse_block_by_block_options
+from .one_file import describe_failure, oversized_warning
 
 # On each worker: the model, and (per thread: reads ahead and tile caches are not shared)
 # the file whose blocks it is segmenting.
@@ -237,8 +237,8 @@ def run_on_cluster(
     stems: dict[Path, str],
     cluster: ClusterSettings,
     resume: bool = False,
-) -> tuple[int, int]:
-    """Segment ``inputs`` on the cluster; return (failures, inputs tried)."""
+) -> tuple[set[Path], int]:
+    """Segment ``inputs`` on the cluster; return (the inputs that failed, inputs tried)."""
     with open_client(cluster) as (client, threads):
         run = _ClusterRun(client, replace(job, threads=threads), stems)
         try:
@@ -251,7 +251,7 @@ def run_on_cluster(
         finally:  # also when interrupted: no big file's temporaries stay behind
             run.close()
     _remove_stale_temporaries(job, [stems[p] for p in inputs])
-    return run.failures, run.tried
+    return run.failed, run.tried
 
 
 class _ClusterRun:
@@ -267,7 +267,8 @@ class _ClusterRun:
         self.big: deque = deque()
         self.open_files: list[_BigFile] = []
         self.planning = None  # the model here, loaded for the first big file
-        self.failures = self.tried = 0
+        self.failed: set[Path] = set()
+        self.tried = 0
         self.bar = tqdm(total=0, desc="cluster", file=sys.stderr, leave=False, disable=None)
 
     def add(self, path: Path) -> None:
@@ -279,8 +280,6 @@ class _ClusterRun:
         self.tried += 1
         try:
             is_big = block_by_block(read_image(path), self.job.block)
-            if is_big:
-                refuse_block_by_block_options(path, self.job)
         except Exception as error:
             self.fail(path, error)
             return
@@ -294,7 +293,7 @@ class _ClusterRun:
         self.bar.total += 1
 
     def fail(self, path: Path, error: BaseException) -> None:
-        self.failures += 1
+        self.failed.add(path)
         self.bar.write(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
 
     def window(self) -> int:
@@ -350,7 +349,8 @@ class _ClusterRun:
                     ok, line = future.result()
                 except Exception as error:  # e.g. the task's workers kept dying
                     ok, line = False, describe_failure(what, error)
-                self.failures += not ok
+                if not ok:
+                    self.failed.add(what)
                 self.bar.write(line if ok else f"napari-segnet: error: {line}", file=sys.stderr)
                 continue
             state, index = what
@@ -389,8 +389,12 @@ def _open_big_file(path: Path, stem: str, job: SegmentJob, model) -> _BigFile:
     from napari_segnet.inference.stream_outputs import StreamedFiles, labels_spacing
     from napari_segnet.io import atomic_paths, read_image
 
+    from .cells_step import cell_growth, check_markers
+
     image = read_image(path)
+    check_markers(image, job.cells)
     spacing = labels_spacing(image)
+    cells = None if job.cells is None else cell_growth(image, job.cells, spacing)
     plan = plan_stream(
         image,
         model,
@@ -399,9 +403,14 @@ def _open_big_file(path: Path, stem: str, job: SegmentJob, model) -> _BigFile:
         halo=job.halo,
         measure=job.outputs.measure,
         spacing=spacing,
+        cells=cells,
     )
     with contextlib.ExitStack() as opening:
-        temporaries = opening.enter_context(atomic_paths(*job.outputs.paths(stem, streamed=True)))
+        paths = job.outputs.paths(stem, streamed=True)
+        exports = job.outputs.outline_exports(stem)
+        temporaries = opening.enter_context(atomic_paths(*paths, *(path for _, path, _ in exports)))
+        outlines = [(n, t, w) for (n, _, w), t in zip(exports, temporaries[len(paths) :])]
+        temporaries = temporaries[: len(paths)]
         files = StreamedFiles(
             temporaries[0],
             temporaries[1] if job.outputs.measure else None,
@@ -409,6 +418,8 @@ def _open_big_file(path: Path, stem: str, job: SegmentJob, model) -> _BigFile:
             spacing=spacing,
             labels_format=job.outputs.labels_format,
             model=getattr(model, "identity", None),
+            cells_path=temporaries[-1] if cells is not None else None,
+            exports=outlines,
         )
         outputs = opening.pop_all()  # open until the file is finished or abandoned
     summary = StreamSummary(blocks=len(plan.blocks), halo=plan.halo)

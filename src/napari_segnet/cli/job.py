@@ -39,7 +39,8 @@ class OutputSettings:
     exports : tuple of str
         Outline exports (see :data:`napari_segnet.cli.exports.EXPORTS`).
     cells : bool
-        Whether cell labels (``<stem>_cells.tif``) are written beside the nuclei's.
+        Whether cell labels (``<stem>_cells.tif``; ``<stem>_cells.zarr`` beside Zarr labels
+        of block-by-block segmentation) are written beside the nuclei's.
     """
 
     folder: Path
@@ -53,14 +54,14 @@ class OutputSettings:
 
         Labels of block-by-block segmentation (``streamed``) take ``labels_format``.
         """
-        from napari_segnet.inference.stream_outputs import LABEL_SUFFIXES
+        from napari_segnet.inference.stream_outputs import CELL_SUFFIXES, LABEL_SUFFIXES
 
-        suffix = LABEL_SUFFIXES[self.labels_format if streamed else "tiff"]
-        paths = [self.folder / f"{stem}{suffix}"]
+        labels_format = self.labels_format if streamed else "tiff"
+        paths = [self.folder / f"{stem}{LABEL_SUFFIXES[labels_format]}"]
         if self.measure:
             paths.append(self.measurements(stem))
         if self.cells:
-            paths.append(self.folder / f"{stem}_cells.tif")
+            paths.append(self.folder / f"{stem}{CELL_SUFFIXES[labels_format]}")
         return paths
 
     def measurements(self, stem: str) -> Path:
@@ -68,8 +69,21 @@ class OutputSettings:
         return self.folder / f"{stem}_measurements.csv"
 
     def export_paths(self, stem: str) -> list[Path]:
-        """Return the outline exports of one input."""
-        return export_paths(self.folder, stem, self.exports)
+        """Return the outline exports of one input (see :meth:`outline_exports`)."""
+        return [path for _, path, _ in self.outline_exports(stem)]
+
+    def outline_exports(self, stem: str) -> list[tuple[str, Path, str]]:
+        """Return ``(export, path, objects)`` of every outline export of one input.
+
+        The nuclei's (``<stem>.geojson``, ``<stem>_rois.zip``), then, with cells, the
+        cells' (``<stem>_cells.geojson``, ``<stem>_cells_rois.zip``).
+        """
+        kinds = [("nuclei", stem)] + ([("cells", f"{stem}_cells")] if self.cells else [])
+        return [
+            (name, path, which)
+            for which, name_stem in kinds
+            for name, path in zip(self.exports, export_paths(self.folder, name_stem, self.exports))
+        ]
 
     def every_path(self, stem: str) -> list[Path]:
         """Every file one input can leave, of either kind of segmentation, and its exports."""

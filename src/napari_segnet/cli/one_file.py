@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .cells_step import check_markers, grow_and_measure
+from .cells_step import cell_growth, check_markers, grow_and_measure
 from .common import UserError, measure_every_channel, run_with_progress_bar
 from .exports import write_exports
 from .job import SegmentJob
@@ -24,7 +24,6 @@ def segment_one(path: Path, stem: str, job: SegmentJob, model, device) -> int:
     image = read_image(path)
     check_markers(image, job.cells)
     if block_by_block(image, job.block):
-        refuse_block_by_block_options(path, job)
         return segment_streamed(image, path, stem, job, model, device)
     events = iter_segment_with_fallback(image, model, job.settings, device=device)
     result = run_with_progress_bar(events, path.name)
@@ -71,14 +70,16 @@ def segment_one(path: Path, stem: str, job: SegmentJob, model, device) -> int:
                 model=identity,
             )
         labels_axes = "".join(a for a in result.axes if a in "TZYX")
-        write_exports(
-            temporaries[len(outputs) :],
-            job.outputs.exports,
-            result.labels,
-            axes=labels_axes,
-            table=table,
-            model=identity,
-        )
+        outlines = job.outputs.outline_exports(stem)
+        for temporary, (name, _, which) in zip(temporaries[len(outputs) :], outlines):
+            write_exports(
+                [temporary],
+                [name],
+                cells if which == "cells" else result.labels,
+                axes=labels_axes,
+                table=table,
+                model=identity,
+            )
     return int(result.labels.max())
 
 
@@ -97,33 +98,27 @@ def block_by_block(image, block: int | None) -> bool:
     return block != 0 and max(shape["Y"], shape["X"]) > block
 
 
-def refuse_block_by_block_options(path: Path, job: SegmentJob) -> None:
-    """Say, in one sentence, which option block-by-block segmentation cannot take."""
-    if job.outputs.exports:
-        raise UserError(
-            f"{path.name} is segmented block by block, where --export is not available; "
-            "segment it without --export, then run napari-segnet measure --export on its labels."
-        )
-    if job.cells is not None:
-        raise UserError(
-            f"{path.name} is segmented block by block, where --cells is not available; "
-            "segment it with --block 0 if it fits in memory, or without --cells."
-        )
-
-
 def segment_streamed(image, path: Path, stem: str, job: SegmentJob, model, device) -> int:
-    """Segment a plane or Z-stack block by block, streaming both outputs to disk."""
-    from napari_segnet.inference.stream_outputs import iter_segment_to_files
+    """Segment a plane or Z-stack block by block, streaming every output to disk."""
+    from napari_segnet.inference.stream_outputs import iter_segment_to_files, labels_spacing
 
+    paths = job.outputs.paths(stem, streamed=True)
+    spacing = labels_spacing(image)
+    cells = None if job.cells is None else cell_growth(image, job.cells, spacing)
     events = iter_segment_to_files(
         image,
         model,
         job.settings,
-        *job.outputs.paths(stem, streamed=True),
+        paths[0],
+        paths[1] if job.outputs.measure else None,
         labels_format=job.outputs.labels_format,
         device=device,
         block=job.block,
         halo=job.halo,
+        spacing=spacing,
+        cells_path=None if cells is None else paths[-1],
+        cells=cells,
+        exports=job.outputs.outline_exports(stem),
     )
     summary = run_with_progress_bar(events, path.name)
     if summary.oversized:

@@ -63,7 +63,7 @@ def classify_batch(job: SegmentJob, inputs: list[Path], stems: dict[Path, str]) 
         if job.outputs.exports and not definition.is_resolved:  # written before the thresholds
             _rewrite_exports(job, stems[path], classified[path])
     pooled = pd.concat(
-        [t.assign(image=path.name) for path, t in classified.items()], ignore_index=True
+        [t.assign(image=stems[path]) for path, t in classified.items()], ignore_index=True
     )
     counts = phenotype_counts(pooled, by="image")
     folder = job.outputs.folder
@@ -72,22 +72,50 @@ def classify_batch(job: SegmentJob, inputs: list[Path], stems: dict[Path, str]) 
         counts.to_csv(counted, index=False)
     print(describe_thresholds(definition, resolved, len(pooled)), file=sys.stderr)
     for path, table in classified.items():
-        own = counts[counts["image"] == path.name]
+        own = counts[counts["image"] == stems[path]]
         print(describe_counts(path.name, own, len(table)), file=sys.stderr)
 
 
 def _rewrite_exports(job: SegmentJob, stem: str, table) -> None:
-    """Write an input's outline exports again, now with every object's phenotype."""
+    """Write an input's outline exports again, now with every object's phenotype.
+
+    The labels are read lazily, each object in its bounding box from the table (the
+    nucleus' or the cell's), so a slide's exports are rewritten in bounded memory.
+    """
     from napari_segnet.io import atomic_paths, read_image
     from napari_segnet.io.model_identity import METADATA_KEY, ModelIdentity
+    from napari_segnet.io.outlines import boxes_from_table
 
     from .exports import write_exports
 
-    labels = read_image(job.outputs.paths(stem)[0])
-    model = ModelIdentity.from_metadata(labels.metadata.get(METADATA_KEY))
-    with atomic_paths(*job.outputs.export_paths(stem)) as temporaries:
-        exports = job.outputs.exports
-        write_exports(temporaries, exports, labels.data, axes=labels.axes, table=table, model=model)
+    written = [job.outputs.paths(stem, streamed=s) for s in (False, True)]
+    paths = next((p for p in written if all(path.exists() for path in p)), written[0])
+    labels = {"nuclei": read_image(paths[0])}
+    if job.outputs.cells:
+        labels["cells"] = read_image(paths[-1])
+    model = ModelIdentity.from_metadata(labels["nuclei"].metadata.get(METADATA_KEY))
+    exports = job.outputs.outline_exports(stem)
+    with atomic_paths(*(path for _, path, _ in exports)) as temporaries:
+        for temporary, (name, _, which) in zip(temporaries, exports):
+            image = labels[which]
+            boxes = table if which == "nuclei" else _cell_boxes(table)
+            write_exports(
+                [temporary],
+                [name],
+                image.data,
+                axes=image.axes,
+                table=table,
+                boxes=lambda a=image.axes, b=boxes: boxes_from_table(b, a),
+                model=model,
+            )
+
+
+def _cell_boxes(table):
+    """Return the table with the cells' bounding boxes in the nucleus' box columns."""
+    columns = {c: c.removeprefix("cell_") for c in table.columns if c.startswith("cell_bbox_")}
+    return table[["label", *columns] + (["frame"] if "frame" in table.columns else [])].rename(
+        columns=columns
+    )
 
 
 def describe_thresholds(asked, resolved, cells: int) -> str:

@@ -75,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
     inputs = [Path(os.path.abspath(path)) for path in _distinct(args.inputs)]
     stems = output_stems(inputs)
     if wants_cluster(args):
-        failures, tried = run_on_cluster(job, inputs, stems, cluster_settings(args), args.resume)
-        if failures and tried > 1:
-            print(f"napari-segnet: {failures} of {tried} inputs failed.", file=sys.stderr)
-        return _phenotypes(job, inputs, stems, failures)
+        failed, tried = run_on_cluster(job, inputs, stems, cluster_settings(args), args.resume)
+        if failed and tried > 1:
+            print(f"napari-segnet: {len(failed)} of {tried} inputs failed.", file=sys.stderr)
+        return _phenotypes(job, [p for p in inputs if p not in failed], stems, len(failed))
     model, device = job.model.load(tta=job.settings.tta)
-    failures = 0
+    failed = set()
     for path in inputs:
         if args.resume and job.outputs.done(stems[path]):
             print(f"{path.name}: already done", file=sys.stderr)
@@ -91,17 +91,20 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             raise
         except Exception as error:  # one file's failure must not end the batch
-            failures += 1
+            failed.add(path)
             if args.debug:
                 traceback.print_exc()
             print(f"napari-segnet: error: {describe_failure(path, error)}", file=sys.stderr)
-    if failures and len(inputs) > 1:
-        print(f"napari-segnet: {failures} of {len(inputs)} inputs failed.", file=sys.stderr)
-    return _phenotypes(job, inputs, stems, failures)
+    if failed and len(inputs) > 1:
+        print(f"napari-segnet: {len(failed)} of {len(inputs)} inputs failed.", file=sys.stderr)
+    return _phenotypes(job, [p for p in inputs if p not in failed], stems, len(failed))
 
 
 def _phenotypes(job, inputs: list[Path], stems: dict[Path, str], failures: int) -> int:
-    """Classify the batch's cells when markers were asked for; return the exit status."""
+    """Classify the cells of the inputs done (now, or before with --resume); return the status.
+
+    Inputs that failed this time are left out, even when an earlier run left their tables.
+    """
     if job.cells is not None and job.cells.phenotypes is not None:
         try:
             classify_batch(job, inputs, stems)

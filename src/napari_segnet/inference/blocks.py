@@ -56,6 +56,11 @@ class BlockObjects:
         The label each kept object had in the context (object ``i`` was ``source_ids[i - 1]``).
     edge_ids : ndarray
         The kept objects (1..count) that reach the edge of the context.
+    cells : ndarray of uint32 or None
+        The kept objects' cells numbered as their nuclei, cut to their bounding box
+        (None: no cells were grown).
+    cells_origin : tuple of int
+        Coordinates of ``cells``' first pixel in the plane (or stack).
 
     """
 
@@ -69,6 +74,8 @@ class BlockObjects:
     skipped: bool = False
     source_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     edge_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
+    cells: np.ndarray | None = None
+    cells_origin: tuple[int, ...] = ()
 
 
 def default_halo(model, scale: float = 1.0) -> int:

@@ -39,6 +39,14 @@ from napari_segnet.io import MicroscopyImage
 from napari_segnet.progress import Progress, drain, relay
 
 from .augment import VIEWS
+from .block_cells import (
+    CellGrowth,
+    add_cells,
+    cell_margin,
+    settle_growth,
+    stain_region,
+    survey_window,
+)
 from .blocks import BLOCK, Block, BlockObjects, default_halo, kept_objects, plan_blocks
 from .diameter import AUTO, DiameterEstimate, iter_estimate_diameter
 from .fallback import Attempt, fall_back, next_attempt
@@ -252,6 +260,7 @@ class BlockSettings:
     channel_names: tuple[str, ...] = ()
     spacing: tuple[float, ...] | None = None
     link_z: bool = True
+    cells: CellGrowth | None = None
 
 
 def block_settings(
@@ -293,7 +302,6 @@ def _iter_segment_block(
     predictors: list[TiledPredictor], source: PlaneSource, block: Block, settings: BlockSettings
 ) -> Generator[Progress, None, BlockObjects]:
     from napari_segnet.postprocess.classes import classify_instances
-    from napari_segnet.postprocess.stack import link_planes
 
     rows, columns = block.context
     source.read_ahead(*predictors[0].reads(rows, columns))
@@ -301,6 +309,41 @@ def _iter_segment_block(
     if context.min() == context.max():  # e.g. a slide's empty background
         return BlockObjects(block, skipped=True)
     del context
+    labels, semantic = yield from iter_context_labels(predictors, source, block, settings)
+    kept = kept_objects(labels, block, source.shape)
+    if kept.count == 0:
+        return kept
+    starts = (0,) * (labels.ndim - 2) + (rows.start, columns.start)
+    inside = tuple(
+        slice(o - s, o - s + n) for o, s, n in zip(kept.origin, starts, kept.patch.shape)
+    )
+    if semantic:
+        probabilities = np.stack(semantic, axis=1) if source.stacked else semantic[0]
+        kept.classes = classify_instances(
+            kept.patch, probabilities[(slice(None), *inside)], settings.class_names
+        )
+    del semantic
+    if settings.cells is not None:
+        add_cells(
+            kept,
+            labels,
+            source,
+            settings.cells,
+            measure=settings.measure,
+            channel_names=settings.channel_names,
+        )
+    elif settings.measure:
+        kept.table = _measure(kept, source, settings)
+    return kept
+
+
+def iter_context_labels(
+    predictors: list[TiledPredictor], source: PlaneSource, block: Block, settings: BlockSettings
+) -> Generator[Progress, None, tuple[np.ndarray, list[np.ndarray]]]:
+    """Make the instances of a block's context; return them and the semantic outputs."""
+    from napari_segnet.postprocess.stack import link_planes
+
+    rows, columns = block.context
     planes, semantic, offset, n = [], [], 0, len(predictors)
     for z, predictor in enumerate(predictors):
         outputs = yield from relay(
@@ -322,21 +365,7 @@ def _iter_segment_block(
     del planes
     if source.stacked and settings.link_z:
         labels = link_planes(labels, 0)
-    kept = kept_objects(labels, block, source.shape)
-    if kept.count == 0:
-        return kept
-    starts = (0,) * (labels.ndim - 2) + (rows.start, columns.start)
-    inside = tuple(
-        slice(o - s, o - s + n) for o, s, n in zip(kept.origin, starts, kept.patch.shape)
-    )
-    if semantic:
-        probabilities = np.stack(semantic, axis=1) if source.stacked else semantic[0]
-        kept.classes = classify_instances(
-            kept.patch, probabilities[(slice(None), *inside)], settings.class_names
-        )
-    if settings.measure:
-        kept.table = _measure(kept, source, settings)
-    return kept
+    return labels, semantic
 
 
 def _measure(kept: BlockObjects, source: PlaneSource, settings: BlockSettings):
@@ -469,6 +498,7 @@ def iter_plan_stream(
     spacing=None,
     scale: float | None = None,
     device=None,
+    cells: CellGrowth | None = None,
 ) -> Generator[Progress, None, StreamPlan]:
     """Plan block-by-block segmentation: read the normalisation, size the objects, cut the blocks.
 
@@ -476,7 +506,10 @@ def iter_plan_stream(
     for ``"auto"`` it is measured (yielding progress) on a central window of the
     middle plane, read lazily through the plane's normalisation, as
     :func:`~napari_segnet.inference.segment.iter_segment` measures it. The
-    default halo is six object diameters in the plane's pixels.
+    default halo is six object diameters in the plane's pixels. With ``cells``, the halo
+    grows by :func:`~napari_segnet.inference.block_cells.cell_margin` and the stain's kind
+    and threshold are chosen once, on a central window (segmented for its nuclei when the
+    kind is ``"auto"``), for every block (see :mod:`~napari_segnet.inference.block_cells`).
 
     Returns
     -------
@@ -503,14 +536,40 @@ def iter_plan_stream(
         scale = rescale_factor(model, image, settings)
     source.scale = float(scale)
     halo = default_halo(model, source.scale) if halo is None else int(halo)
+    if cells is not None:
+        halo += cell_margin(cells)
     edge = stack_block(block, halo, source.planes, source.scale)
-    return StreamPlan(
+    plan = StreamPlan(
         source,
         plan_blocks(source.shape, edge, halo),
         block_settings(model, source, settings, measure=measure, spacing=spacing),
         halo,
         estimate,
     )
+    if cells is not None:
+        cells = yield from _iter_settle_cells(plan, model, settings, cells, device)
+        plan.block_settings = replace(plan.block_settings, cells=cells)
+    return plan
+
+
+def _iter_settle_cells(
+    plan: StreamPlan, model, settings: SegmentSettings, cells: CellGrowth, device
+) -> Generator[Progress, None, CellGrowth]:
+    """Choose the stain's kind and threshold on the plane's central window."""
+    if cells.settled:
+        return cells
+    window = survey_window(plan.source.shape)
+    stain = stain_region(plan.source, cells, *window)
+    nuclei = None
+    if cells.kind == "auto":
+        yield Progress(0, 1, "finding the cell stain's kind")
+        predictors = plan.predictors(model, settings, device)
+        survey = Block(-1, window, window)
+        nuclei, _ = yield from iter_context_labels(
+            predictors, plan.source, survey, plan.block_settings
+        )
+        del predictors
+    return settle_growth(cells, stain, nuclei)
 
 
 def plan_stream(image: MicroscopyImage, model, settings: SegmentSettings, **options) -> StreamPlan:
@@ -529,6 +588,7 @@ def iter_segment_streamed(
     halo: int | None = None,
     measure: bool = True,
     spacing=None,
+    cells: CellGrowth | None = None,
 ) -> Generator[Progress, None, StreamSummary]:
     """Segment a plane or Z-stack block by block; hand each block's objects to ``add``.
 
@@ -542,6 +602,8 @@ def iter_segment_streamed(
     memory, the work is done again with smaller tiles, then on the CPU, as
     whole planes are (see :mod:`napari_segnet.inference.fallback`); an event's
     ``info["warning"]`` says so, and the model stays on its device.
+    With ``cells`` (:class:`~napari_segnet.inference.block_cells.CellGrowth`), every
+    kept nucleus also brings its cell (``objects.cells``) and its row measures the cell.
 
     Returns
     -------
@@ -565,6 +627,7 @@ def iter_segment_streamed(
                     measure=measure,
                     spacing=spacing,
                     device=attempt.device,
+                    cells=cells,
                 ),
                 lambda event: Progress(0, 1, "estimating the object size", event.info),
             )

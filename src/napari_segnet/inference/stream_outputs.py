@@ -1,4 +1,7 @@
-"""Files of block-by-block segmentation: labels (tiled BigTIFF or OME-Zarr), measurements (CSV)."""
+"""Files of block-by-block segmentation: labels (tiled BigTIFF or OME-Zarr), measurements (CSV).
+
+With cells, a second labels file holds the cells, numbered as their nuclei.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_segnet.io.model_identity import ModelIdentity, with_model_columns
+from napari_segnet.io.outlines import patch_outlines
 from napari_segnet.io.stack_labels import StackLabelsWriter
 from napari_segnet.io.tiled_labels import TiledLabelsWriter
 from napari_segnet.io.zarr_labels import ZarrLabelsWriter
@@ -17,6 +21,8 @@ from .blocks import BlockObjects
 LABEL_WRITERS = {"tiff": TiledLabelsWriter, "zarr": ZarrLabelsWriter}
 # The name ending of each format's labels output.
 LABEL_SUFFIXES = {"tiff": "_labels.tif", "zarr": "_labels.zarr"}
+# ... and of its cells' labels.
+CELL_SUFFIXES = {"tiff": "_cells.tif", "zarr": "_cells.zarr"}
 
 
 class StreamedFiles:
@@ -43,6 +49,12 @@ class StreamedFiles:
     model : ModelIdentity, optional
         The model that made the labels: recorded in the labels' metadata and as the
         CSV's constant ``model`` and ``model_sha256`` columns.
+    cells_path : path, optional
+        Where the blocks' cells go (``objects.cells``), in the labels' format.
+    exports : sequence of (str, path, str)
+        Outline exports written as blocks come: ``(name, path, objects)`` with name
+        ``"geojson"`` or ``"imagej-roi"`` and objects ``"nuclei"`` or ``"cells"``; every
+        object's row of the measurements (when measured) goes with it.
 
     """
 
@@ -55,16 +67,21 @@ class StreamedFiles:
         spacing: tuple[float, ...] | None = None,
         labels_format: str = "tiff",
         model: ModelIdentity | None = None,
+        cells_path: str | os.PathLike | None = None,
+        exports=(),
     ):
         if labels_format not in LABEL_WRITERS:
             raise ValueError(f"The labels format must be 'tiff' or 'zarr', not {labels_format!r}.")
-        if len(shape) == 3:
-            self.labels = StackLabelsWriter(
-                labels_path, shape, spacing=spacing, labels_format=labels_format, model=model
-            )
-        else:
-            writer = LABEL_WRITERS[labels_format]
-            self.labels = writer(labels_path, shape, spacing=spacing, model=model)
+        options = dict(shape=shape, spacing=spacing, labels_format=labels_format, model=model)
+        self.labels = _labels_writer(labels_path, **options)
+        self.cells = None if cells_path is None else _labels_writer(cells_path, **options)
+        self.exports = []
+        try:
+            for name, path, which in exports:
+                self.exports.append((_outline_writer(name, path, len(shape), model), which))
+        except BaseException:
+            self.abort()
+            raise
         self.model = model
         self.csv = None if csv_path is None else open(Path(csv_path), "w", newline="")
         self.count = 0
@@ -74,25 +91,42 @@ class StreamedFiles:
         """Add one block's objects; rows above ``final_row`` are complete."""
         if objects.count:
             self.labels.paint(objects.patch, objects.origin, self.count)
-            if self.csv is not None and objects.table is not None:
-                self._append(objects)
+            if self.cells is not None and objects.cells is not None:
+                self.cells.paint(objects.cells, objects.cells_origin, self.count)
+            rows = None if objects.table is None else self._rows(objects)
+            if self.csv is not None and rows is not None:
+                rows.to_csv(self.csv, header=not self._header_written, index=False)
+                self._header_written = True
+            for writer, which in self.exports:
+                if which == "nuclei":
+                    writer.add(
+                        patch_outlines(objects.patch, objects.origin, first=self.count), rows
+                    )
+                elif objects.cells is not None:
+                    outlines = patch_outlines(objects.cells, objects.cells_origin, first=self.count)
+                    writer.add(outlines, rows)
             self.count += objects.count
         self.labels.rows_final(final_row)
+        if self.cells is not None:
+            self.cells.rows_final(final_row)
 
-    def _append(self, objects: BlockObjects) -> None:
+    def _rows(self, objects: BlockObjects):
+        """Return the block's rows numbered as in the files, with classes and the model."""
         table = objects.table.copy()
         if objects.classes:
             order = np.searchsorted(objects.classes["label"], table["label"].to_numpy())
             table["class"] = objects.classes["class"][order]
             table["class_probability"] = objects.classes["class_probability"][order]
         table["label"] += self.count
-        table = with_model_columns(table, self.model)
-        table.to_csv(self.csv, header=not self._header_written, index=False)
-        self._header_written = True
+        return with_model_columns(table, self.model)
 
     def close(self, empty_table=None) -> None:
         """Finish both files; ``empty_table`` gives the CSV header when there were no objects."""
         self.labels.close()
+        if self.cells is not None:
+            self.cells.close()
+        for writer, _ in self.exports:
+            writer.close()
         if self.csv is not None:
             if not self._header_written and empty_table is not None:
                 with_model_columns(empty_table, self.model).to_csv(self.csv, index=False)
@@ -101,8 +135,31 @@ class StreamedFiles:
     def abort(self) -> None:
         """Stop writing; the files are incomplete (atomic_paths removes them)."""
         self.labels.abort()
+        if self.cells is not None:
+            self.cells.abort()
+        for writer, _ in self.exports:
+            writer.abort()
         if self.csv is not None:
             self.csv.close()
+
+
+def _outline_writer(name: str, path, ndim: int, model):
+    from napari_segnet.io.geojson import GeoJsonStream
+    from napari_segnet.io.imagej_rois import ImagejRoiStream
+
+    if name == "geojson":
+        return GeoJsonStream(path, with_plane=ndim == 3, model=model)
+    if name == "imagej-roi":
+        return ImagejRoiStream(path, axes="ZYX"[-ndim:], model=model)
+    raise ValueError(f"The export must be 'geojson' or 'imagej-roi', not {name!r}.")
+
+
+def _labels_writer(path, *, shape, spacing, labels_format, model):
+    if len(shape) == 3:
+        return StackLabelsWriter(
+            path, shape, spacing=spacing, labels_format=labels_format, model=model
+        )
+    return LABEL_WRITERS[labels_format](path, shape, spacing=spacing, model=model)
 
 
 def iter_segment_to_files(
@@ -117,12 +174,19 @@ def iter_segment_to_files(
     block: int | None = None,
     halo: int | None = None,
     spacing=None,
+    cells_path: str | os.PathLike | None = None,
+    cells=None,
+    exports=(),
 ):
     """Segment a plane or Z-stack block by block into files that appear whole or not at all.
 
     The labels go to ``labels_path`` (``labels_format``), the measurements of every
     channel to ``csv_path`` (None: not measured). ``spacing`` defaults to the
-    image's own (:func:`labels_spacing`). Both record the model's identity (its
+    image's own (:func:`labels_spacing`). With ``cells`` (a
+    :class:`~napari_segnet.inference.block_cells.CellGrowth`), the cells go to
+    ``cells_path`` and every row measures a cell. ``exports`` are ``(name, path,
+    objects)`` outline exports written as blocks come (see :class:`StreamedFiles`). All
+    record the model's identity (its
     ``identity``, as :func:`~napari_segnet.models.load_model` gives it). Closing the
     generator (cancel) leaves no output behind.
 
@@ -143,8 +207,12 @@ def iter_segment_to_files(
     if spacing is None:
         spacing = labels_spacing(image)
     shape = tuple(n for a, n in zip(image.axes, image.data.shape) if a in "ZYX")
-    paths = [labels_path] if csv_path is None else [labels_path, csv_path]
-    with atomic_paths(*paths) as temporaries:
+    if (cells is None) != (cells_path is None):
+        raise ValueError("Cells need both a growth and a path, or neither.")
+    paths = [p for p in (labels_path, csv_path, cells_path) if p is not None]
+    with atomic_paths(*paths, *(path for _, path, _ in exports)) as temporaries:
+        outlines = temporaries[len(paths) :]
+        temporaries = temporaries[: len(paths)]
         files = StreamedFiles(
             temporaries[0],
             None if csv_path is None else temporaries[1],
@@ -152,6 +220,8 @@ def iter_segment_to_files(
             spacing=spacing,
             labels_format=labels_format,
             model=getattr(model, "identity", None),
+            cells_path=None if cells_path is None else temporaries[-1],
+            exports=[(n, t, w) for (n, _, w), t in zip(exports, outlines)],
         )
         try:
             summary = yield from iter_segment_streamed(
@@ -164,6 +234,7 @@ def iter_segment_to_files(
                 halo=halo,
                 measure=csv_path is not None,
                 spacing=spacing,
+                cells=cells,
             )
             files.close(empty_table=None if csv_path is None else empty_table(image, spacing))
         except BaseException:

@@ -105,6 +105,56 @@ def write_geojson(
     return destination
 
 
+class GeoJsonStream:
+    """Write a FeatureCollection feature by feature, as blocks of a big image come.
+
+    The file holds the text :func:`write_geojson` writes for the same outlines in the
+    same order; no more than one block's features are in memory. Write into a
+    temporary (see :func:`napari_segnet.io.atomic_paths`) and call :meth:`close`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    with_plane : bool
+        Give every geometry QuPath's ``plane`` (labels with axes besides Y and X).
+    model : ModelIdentity, optional
+        The model that made the objects, as each feature's ``metadata``.
+
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        with_plane: bool = False,
+        model: ModelIdentity | None = None,
+    ):
+        self.with_plane, self.model = with_plane, model
+        self._file = open(path, "w", encoding="utf-8")
+        self._file.write('{"type":"FeatureCollection","features":[')
+        self._first = True
+
+    def add(self, outlines: Iterable[ObjectOutline], table=None) -> None:
+        """Append the features of ``outlines`` (with their rows of ``table``, by label)."""
+        features = outline_features(
+            outlines, table=table, with_plane=self.with_plane, model=self.model
+        )
+        for feature in features:
+            if not self._first:
+                self._file.write(",")
+            json.dump(feature, self._file, allow_nan=False, separators=(",", ":"))
+            self._first = False
+
+    def close(self) -> None:
+        """End the collection and the file."""
+        self._file.write("]}")
+        self._file.close()
+
+    def abort(self) -> None:
+        """Stop writing; the file is incomplete."""
+        self._file.close()
+
+
 def outline_features(
     outlines: Iterable[ObjectOutline],
     *,

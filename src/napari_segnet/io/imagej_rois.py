@@ -90,17 +90,77 @@ def write_imagej_rois(
     rois = [outline_roi(o, axes=axes, width=width) for o in outlines]
     words = _object_words(table)
     for outline, roi in zip(outlines, rois):
-        own = words.get((outline.plane.get("T"), outline.label)) or words.get((None, outline.label))
-        lines = [model.as_text()] if model is not None else []
-        lines += [f"{key}: {value}" for key, value in (own or {}).items()]
-        if lines:
-            roi.props = "\n".join(lines)
+        _describe(roi, outline, words, model)
     with atomic_path(destination) as temporary:
         if rois:
             roiwrite(temporary, rois, mode="w")
         else:  # an empty ROI set is still a valid zip, with nothing in it
             zipfile.ZipFile(temporary, "w").close()
     return destination
+
+
+class ImagejRoiStream:
+    """Write an ROI set entry by entry, as blocks of a big image come.
+
+    ROIs go first to a spool zip beside ``path``; :meth:`close` copies them, one at a
+    time, into ``path`` under the names :func:`write_imagej_rois` gives them (the label's
+    digits depend on the largest label, known only at the end), then removes the spool.
+    Write into a temporary (see :func:`napari_segnet.io.atomic_paths`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    axes : str
+        The labels' axes, for each ROI's position.
+    model : ModelIdentity, optional
+        The model that made the objects: every ROI's properties.
+
+    """
+
+    def __init__(self, path: str | os.PathLike, *, axes: str, model: ModelIdentity | None = None):
+        self.path, self.axes, self.model = Path(path), axes, model
+        self.spool = self.path.with_name(self.path.name + ".spool")
+        self._zip = zipfile.ZipFile(self.spool, "w")
+        self._top = 0
+
+    def add(self, outlines: Iterable[ObjectOutline], table=None) -> None:
+        """Append the ROIs of ``outlines`` (with the words of their rows of ``table``)."""
+        words = _object_words(table)
+        for outline in outlines:
+            roi = outline_roi(outline, axes=self.axes, width=1)
+            _describe(roi, outline, words, self.model)
+            with self._zip.open(f"{len(self._zip.filelist):09d}.roi", "w") as file:
+                file.write(roi.tobytes())
+            self._top = max(self._top, outline.label)
+
+    def close(self) -> None:
+        """Write the ROI set under its final names and remove the spool."""
+        self._zip.close()
+        width = max(4, len(str(self._top)))
+        try:
+            with zipfile.ZipFile(self.spool) as spool, zipfile.ZipFile(self.path, "w") as out:
+                for entry in spool.infolist():
+                    roi = ImagejRoi.frombytes(spool.read(entry))
+                    label, _, plane = roi.name.partition("-")
+                    roi.name = f"{int(label):0{width}d}" + (f"-{plane}" if plane else "")
+                    with out.open(roi.name + ".roi", "w") as file:
+                        file.write(roi.tobytes())
+        finally:
+            self.spool.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Stop writing and remove the spool."""
+        self._zip.close()
+        self.spool.unlink(missing_ok=True)
+
+
+def _describe(roi: ImagejRoi, outline: ObjectOutline, words: dict, model) -> None:
+    """Put the model and the object's phenotype and class into the ROI's properties."""
+    own = words.get((outline.plane.get("T"), outline.label)) or words.get((None, outline.label))
+    lines = [model.as_text()] if model is not None else []
+    lines += [f"{key}: {value}" for key, value in (own or {}).items()]
+    if lines:
+        roi.props = "\n".join(lines)
 
 
 def outline_roi(outline: ObjectOutline, *, axes: str, width: int = 4) -> ImagejRoi:

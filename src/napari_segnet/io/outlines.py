@@ -141,6 +141,35 @@ def iter_outlines(
             yield ObjectOutline(int(label), pieces, plane)
 
 
+def patch_outlines(
+    patch: np.ndarray, origin: Sequence[int], *, first: int = 0
+) -> Iterator[ObjectOutline]:
+    """Yield the outlines of a patch of labels in the coordinates of the whole image.
+
+    Parameters
+    ----------
+    patch : ndarray of int
+        Labels of a region of a plane ``(Y, X)`` or of a Z-stack ``(Z, Y, X)``, e.g. the
+        objects a block keeps.
+    origin : sequence of int
+        Where the patch's first pixel is in the image (one index per axis).
+    first : int
+        Added to every label (the objects numbered before the patch's).
+
+    Yields
+    ------
+    ObjectOutline
+        As :func:`iter_outlines` yields them for the whole image, by label then plane.
+
+    """
+    axes = "ZYX"[-np.ndim(patch) :]
+    offset = np.array([origin[-1], origin[-2]], float)
+    for outline in iter_outlines(patch, axes=axes):
+        pieces = tuple(tuple(ring + offset for ring in piece) for piece in outline.pieces)
+        plane = {a: i + origin[0] for a, i in outline.plane.items()}  # only Z, in a stack
+        yield ObjectOutline(outline.label + first, pieces, plane)
+
+
 def draw_pieces(pieces: Iterable[Sequence], shape: tuple[int, int]) -> np.ndarray:
     """Draw polygons back into a 2-D mask: the pixels whose centres lie inside.
 
