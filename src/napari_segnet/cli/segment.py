@@ -58,7 +58,7 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     )
     add_export_option(
         parser,
-        "next to the labels (images segmented whole; not with block-by-block segmentation)",
+        "next to the labels (also block by block, written as the blocks are done)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="skip inputs whose outputs are already complete"
