@@ -63,7 +63,11 @@ def test_resume_skips_inputs_already_done(run_cli, tmp_path, nuclei_pairs):
     out = tmp_path / "out"
     assert run_cli("segment", first, "--out", out).returncode == 0
     done = (out / "a_labels.tif").stat().st_mtime_ns
+    # A run killed while writing b left its temporary; resuming removes it.
+    stale = out / ".b_labels.4242-0123abcd.partial.tif"
+    stale.write_bytes(b"half")
     result = run_cli("segment", first, second, "--out", out, "--resume")
+    assert not stale.exists()
     assert result.returncode == 0, result.stderr
     assert "a.tif: already done" in result.stderr and "b.tif:" in result.stderr
     assert (out / "a_labels.tif").stat().st_mtime_ns == done

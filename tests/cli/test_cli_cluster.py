@@ -288,7 +288,6 @@ def test_an_unreachable_scheduler_is_one_sentence(run_cli, error_lines, batch, t
 
 
 def test_temporaries_that_a_lost_worker_left_are_removed(tmp_path):
-    from napari_segnet.cli.cluster import _remove_stale_temporaries
     from napari_segnet.cli.job import ModelRequest, OutputSettings, SegmentJob
 
     names = [
@@ -314,5 +313,5 @@ def test_temporaries_that_a_lost_worker_left_are_removed(tmp_path):
             (tmp_path / name).write_bytes(b"")
     outputs = OutputSettings(tmp_path, labels_format="zarr", exports=("geojson", "imagej-roi"))
     job = SegmentJob(ModelRequest(tmp_path / "m.safetensors"), None, outputs)
-    _remove_stale_temporaries(job, ["field0"])
+    job.outputs.remove_temporaries(["field0"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)

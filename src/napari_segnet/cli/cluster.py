@@ -250,7 +250,7 @@ def run_on_cluster(
             run.collect()
         finally:  # also when interrupted: no big file's temporaries stay behind
             run.close()
-    _remove_stale_temporaries(job, [stems[p] for p in inputs])
+    job.outputs.remove_temporaries([stems[p] for p in inputs])  # a lost worker's
     return run.failed, run.tried
 
 
@@ -456,11 +456,3 @@ def _abandon_big_file(state: _BigFile, error: BaseException) -> None:
         state.files.abort()
     finally:  # also after a failed finish: the temporaries are removed
         state.outputs.__exit__(type(error), error, error.__traceback__)
-
-
-def _remove_stale_temporaries(job: SegmentJob, stems: list[str]) -> None:
-    """Remove the temporaries of these inputs' outputs that a lost worker left behind."""
-    from napari_segnet.io.atomic import remove_stale_temporaries
-
-    finals = [path.name for stem in stems for path in job.outputs.every_path(stem)]
-    remove_stale_temporaries(job.outputs.folder, finals)

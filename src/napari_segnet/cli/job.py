@@ -90,6 +90,17 @@ class OutputSettings:
         finals = {*self.paths(stem), *self.paths(stem, streamed=True), *self.export_paths(stem)}
         return sorted(finals)
 
+    def remove_temporaries(self, stems: list[str]) -> None:
+        """Remove the temporaries that a killed writer of these inputs' outputs left behind.
+
+        Only when no other run writes the same outputs: at the end of a cluster run,
+        or when a run is resumed.
+        """
+        from napari_segnet.io.atomic import remove_stale_temporaries
+
+        finals = [path.name for stem in stems for path in self.every_path(stem)]
+        remove_stale_temporaries(self.folder, finals)
+
     def done(self, stem: str) -> bool:
         """Whether ``--resume`` may skip an input: its outputs, of either kind, are all there.
 

@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         if failed and tried > 1:
             print(f"napari-segnet: {len(failed)} of {tried} inputs failed.", file=sys.stderr)
         return _phenotypes(job, [p for p in inputs if p not in failed], stems, len(failed))
+    if args.resume:  # what a killed run of this batch left half-written goes first
+        job.outputs.remove_temporaries([stems[p] for p in inputs])
     model, device = job.model.load(tta=job.settings.tta)
     failed = set()
     for path in inputs:
