@@ -16,7 +16,7 @@ from napari_segnet.cells import cytoplasm_labels, grow_cells, measure_cells
 from napari_segnet.messages import one_sentence
 from napari_segnet.progress import Progress
 
-from .worker import Failed
+from .outcome import Failed
 
 _log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from napari_segnet.messages import one_sentence
 from napari_segnet.models.checkpoint import load_model
 from napari_segnet.progress import Progress, relay
 
-from .worker import Failed
+from .outcome import Failed
 
 _log = logging.getLogger(__name__)
 _TEMPORARY_PREFIX = "labels-"

@@ -25,27 +25,15 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, Signal
 
+from .outcome import Failed
 from .qt_helpers import ActivityProgress
-
-
-@dataclass(frozen=True)
-class Failed:
-    """What a worker function returns instead of raising: one sentence for the user.
-
-    Attributes
-    ----------
-    message : str
-        Shown in the widget's status line and as an error notification.
-    """
-
-    message: str
 
 
 def arguments(request) -> dict[str, Any]:
