@@ -6,7 +6,7 @@ import pytest
 import tifffile
 
 from napari_segnet.inference.block_cells import CellGrowth, cell_margin, survey_window
-from synthetic_cells import CHANNELS, synthetic_cells
+from synthetic_cells import synthetic_cells, write_ome_tiff
 
 CELLS = ("--channel", "DAPI", "--cell-distance", "6")
 BLOCKS = ("--block", 64, "--halo", 32)
@@ -14,19 +14,7 @@ BLOCKS = ("--block", 64, "--halo", 32)
 
 def write_field(path):
     """Write a calibrated 5-channel field of about 90 cells (25 blocks of 64 pixels)."""
-    image = synthetic_cells((320, 320), spacing=(0.5, 0.5), seed=3).image
-    tifffile.imwrite(
-        path,
-        np.clip(image, 0, 65535).astype(np.uint16),
-        ome=True,
-        metadata={
-            "axes": "CYX",
-            "PhysicalSizeX": 0.5,
-            "PhysicalSizeY": 0.5,
-            "Channel": {"Name": list(CHANNELS)},
-        },
-    )
-    return path
+    return write_ome_tiff(path, synthetic_cells((320, 320), spacing=(0.5, 0.5), seed=3))
 
 
 @pytest.fixture(scope="module")

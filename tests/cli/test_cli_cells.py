@@ -8,25 +8,14 @@ import pandas as pd
 import pytest
 import tifffile
 
-from synthetic_cells import CHANNELS, synthetic_cells
+from synthetic_cells import synthetic_cells, write_ome_tiff
 
 
 def write_tissue(path: Path, seed: int, positive_fraction=(0.3, 0.4)):
     tissue = synthetic_cells(
         (192, 192), spacing=(0.5, 0.5), seed=seed, positive_fraction=positive_fraction
     )
-    data = np.clip(tissue.image, 0, 65535).astype(np.uint16)
-    tifffile.imwrite(
-        path,
-        data,
-        ome=True,
-        metadata={
-            "axes": "CYX",
-            "PhysicalSizeX": 0.5,
-            "PhysicalSizeY": 0.5,
-            "Channel": {"Name": list(CHANNELS)},
-        },
-    )
+    write_ome_tiff(path, tissue)
     return tissue
 
 
