@@ -8,11 +8,8 @@ import torch
 
 from napari_segnet.inference.fallback import MIN_TILE, cpu_copy, iter_segment_with_fallback
 from napari_segnet.inference.segment import SegmentSettings, segment
-from napari_segnet.inference.stream import (
-    iter_segment_block,
-    iter_segment_streamed,
-    plan_stream,
-)
+from napari_segnet.inference.stream import iter_segment_streamed, plan_stream
+from napari_segnet.inference.stream_block import iter_segment_block
 from napari_segnet.io import MicroscopyImage
 from napari_segnet.models import load_model
 from napari_segnet.models.bundled import bundled_model_path

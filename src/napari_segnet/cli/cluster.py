@@ -177,7 +177,9 @@ def segment_block_task(path: Path, job: SegmentJob, plane, block, block_settings
     so that every block sees the same normalised, zoomed plane. Returns the block's
     :class:`BlockObjects` and the warnings it gave (e.g. a full GPU's fallback).
     """
-    from napari_segnet.inference.stream import PlaneSource, iter_segment_block, plane_predictors
+    from napari_segnet.inference.plane_source import PlaneSource
+    from napari_segnet.inference.stream import plane_predictors
+    from napari_segnet.inference.stream_block import iter_segment_block
     from napari_segnet.io import read_image
     from napari_segnet.progress import drain
 

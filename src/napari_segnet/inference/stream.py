@@ -1,7 +1,10 @@
 """Segment a big plane or Z-stack block by block in bounded memory, with the whole image's objects.
 
-Three things make the blocks add up to what :func:`~napari_segnet.inference.segment.iter_segment`
-gives for the whole plane (up to the numbering of the objects):
+This module plans the blocks and segments them in order; the plane is read by
+:mod:`napari_segnet.inference.plane_source` and each block segmented by
+:mod:`napari_segnet.inference.stream_block`. Three things make the blocks add up to what
+:func:`~napari_segnet.inference.segment.iter_segment` gives for the whole plane (up to the
+numbering of the objects):
 
 - the normalisation comes from the same sample of the whole plane
   (:func:`~napari_segnet.inference.normalise.normalisation_of`);
@@ -18,14 +21,8 @@ resamples its outputs back to the plane's pixels with the function that whole-pl
 uses (:func:`~napari_segnet.inference.tiling.resample_window`), so blocks still see the whole
 plane's numbers, and instances are made at the plane's resolution.
 
-Objects that reach the edge of a context may be larger than the halo and cut: they are counted,
-and the caller says so. Blocks whose context is one constant value (a slide's empty background) are
-not segmented.
-
-A Z-stack is cut into blocks in Y and X only; each block holds every plane. Its planes are
-segmented one by one as above (each with its own normalisation, as in the whole stack) and linked
-into 3-D objects on the block's context (:func:`~napari_segnet.postprocess.stack.link_planes`),
-which, for objects that lie whole in the context, links exactly what the whole stack links.
+A Z-stack is cut into blocks in Y and X only; each block holds every plane, and its planes are
+linked into 3-D objects on the block's context (see :mod:`napari_segnet.inference.stream_block`).
 """
 
 from __future__ import annotations
@@ -39,26 +36,13 @@ from napari_segnet.io import MicroscopyImage
 from napari_segnet.progress import Progress, drain, relay
 
 from .augment import VIEWS
-from .block_cells import (
-    CellGrowth,
-    add_cells,
-    cell_margin,
-    settle_growth,
-    stain_region,
-    survey_window,
-)
-from .blocks import BLOCK, Block, BlockObjects, default_halo, kept_objects, plan_blocks
+from .block_cells import CellGrowth, cell_margin, settle_growth, stain_region, survey_window
+from .blocks import BLOCK, Block, BlockObjects, default_halo, plan_blocks
 from .diameter import AUTO, DiameterEstimate, iter_estimate_diameter
-from .fallback import Attempt, fall_back, next_attempt
-from .normalise import Normalisation, network_shape, normalisation_of, spatial_key
-from .segment import (
-    SegmentSettings,
-    choose_channel,
-    instance_method_of,
-    instance_settings_of,
-    make_instances,
-    rescale_factor,
-)
+from .fallback import Attempt, next_attempt
+from .plane_source import PlaneSource, plane_source
+from .segment import SegmentSettings, instance_settings_of, rescale_factor
+from .stream_block import BlockSettings, block_settings, iter_context_labels, iter_segment_block
 from .tiling import TiledPredictor
 
 # Planes with more pixels than this are segmented block by block by the command line,
@@ -85,310 +69,6 @@ def should_stream(image: MicroscopyImage) -> bool:
         return False
     pixels = shape["Y"] * shape["X"]
     return pixels > STREAM_PIXELS or pixels * shape.get("Z", 1) > STREAM_VOXELS
-
-
-class PlaneSource:
-    """What blocks read from a (lazy) single-plane image or Z-stack.
-
-    A block's reads (its tiles, its constant check, its measurements) are served
-    from one region read ahead with :meth:`read_ahead`, so a compressed file is
-    decoded about once per block, not once per batch of tiles.
-
-    Parameters
-    ----------
-    image : MicroscopyImage
-        The image; its ``data`` may be lazy (dask, zarr, memory map).
-    channel : int or None
-        The channel segmented.
-    normalisation : Normalisation or tuple of Normalisation
-        For the whole plane; for a Z-stack, one per plane.
-    scale : float
-        Zoom of the plane that the network sees (1: as it is).
-
-    Attributes
-    ----------
-    shape : tuple of int
-        ``(Y, X)``: what blocks cut.
-    planes : int
-        Planes of the stack (1 for a single plane).
-    labels_shape : tuple of int
-        ``(Z, Y, X)`` of a stack, ``(Y, X)`` of a plane.
-
-    """
-
-    def __init__(
-        self,
-        image: MicroscopyImage,
-        channel: int | None,
-        normalisation: Normalisation | tuple[Normalisation, ...],
-        scale: float = 1.0,
-    ):
-        self.image, self.channel, self.normalisation = image, channel, normalisation
-        self.scale = float(scale)
-        axes, shape = image.axes, image.data.shape
-        self.shape = (shape[axes.index("Y")], shape[axes.index("X")])
-        self.stacked = "Z" in axes
-        self.planes = shape[axes.index("Z")] if self.stacked else 1
-        self.labels_shape = (self.planes, *self.shape) if self.stacked else self.shape
-        if self.stacked and len(normalisation) != self.planes:
-            raise ValueError("A Z-stack needs one normalisation per plane.")
-        self._ahead: tuple[slice, slice, np.ndarray] | None = None
-
-    def read_ahead(self, rows: slice, columns: slice) -> None:
-        """Read a region (every channel) that the next reads will come from."""
-        self._ahead = None
-        self._ahead = (rows, columns, self._read(rows, columns))
-
-    def region(self, rows: slice, columns: slice, *, every_channel: bool = False) -> np.ndarray:
-        """Read a region (every plane of a stack): of the segmented channel, or every channel."""
-        data = None
-        if self._ahead is not None:
-            ahead_rows, ahead_columns, ahead = self._ahead
-            if _within(rows, ahead_rows) and _within(columns, ahead_columns):
-                data = ahead[
-                    self._index(
-                        slice(rows.start - ahead_rows.start, rows.stop - ahead_rows.start),
-                        slice(
-                            columns.start - ahead_columns.start, columns.stop - ahead_columns.start
-                        ),
-                    )
-                ]
-        if data is None:
-            data = self._read(rows, columns)
-        if "C" in self.image.axes and self.channel is not None and not every_channel:
-            data = np.take(data, self.channel, axis=self.image.axes.index("C"))
-        return data
-
-    def normalised(self, rows: slice, columns: slice, plane: int = 0) -> np.ndarray:
-        """Return the network's input for a region of a plane (of the stack).
-
-        ``(rows, columns)``, or ``(C, rows, columns)`` for a network that reads C channels.
-        """
-        region = self.region(rows, columns)
-        if not self.stacked:
-            return self.normalisation.apply(region)
-        axes = self.image.axes if self.channel is None else self.image.axes.replace("C", "")
-        region = np.take(region, plane, axis=axes.index("Z"))
-        return self.normalisation[plane].apply(region)
-
-    def reader(self, plane: int):
-        """Return ``read(rows, columns)``: the network's input of one plane."""
-        return lambda rows, columns: self.normalised(rows, columns, plane)
-
-    def normalised_plane(self, plane: int = 0) -> NormalisedPlane:
-        """Return one plane's network input as a lazy array: indexing reads only that region."""
-        return NormalisedPlane(self, plane)
-
-    def _index(self, rows: slice, columns: slice) -> tuple:
-        return tuple({"Y": rows, "X": columns}.get(a, slice(None)) for a in self.image.axes)
-
-    def _read(self, rows: slice, columns: slice) -> np.ndarray:
-        return np.asarray(self.image.data[self._index(rows, columns)])
-
-
-class NormalisedPlane:
-    """One plane of a :class:`PlaneSource` as the network's input, read when indexed.
-
-    ``view[..., rows, columns]`` (or ``view[rows, columns]``; two slices) reads and
-    normalises that region only, so a window of a multi-GB plane can be handed to
-    functions that take an array. Its ``shape`` is ``(Y, X)``, or ``(C, Y, X)`` for
-    a network that reads C channels.
-    """
-
-    def __init__(self, source: PlaneSource, plane: int = 0):
-        self.source, self.plane = source, plane
-        first = source.normalisation[plane] if source.stacked else source.normalisation
-        self.shape = network_shape(source.shape, first.channels)
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, key) -> np.ndarray:
-        rows, columns = (
-            slice(*window.indices(n)[:2])
-            for window, n in zip(spatial_key(key), self.source.shape, strict=True)
-        )
-        return self.source.normalised(rows, columns, self.plane)
-
-
-def _within(inner: slice, outer: slice) -> bool:
-    return outer.start <= inner.start and inner.stop <= outer.stop
-
-
-def plane_source(
-    image: MicroscopyImage, model, settings: SegmentSettings, scale: float = 1.0
-) -> PlaneSource:
-    """Check that ``image`` can be segmented block by block and prepare reading it.
-
-    ``scale`` is the zoom the network sees the planes at (see :func:`iter_plan_stream`).
-
-    Raises
-    ------
-    ValueError
-        For time series.
-
-    """
-    channel = choose_channel(image, settings.channel)
-    planar = image.axes.replace("C", "").replace("S", "")
-    if planar not in ("YX", "ZYX"):
-        raise ValueError(
-            f"Block-by-block segmentation takes a 2-D plane or a Z-stack, not axes {image.axes}; "
-            "segment the time points one at a time."
-        )
-    data = image.data
-    if channel is not None:
-        data = data[tuple(channel if a == "C" else slice(None) for a in image.axes)]
-    percentiles = model.config.normalise_percentiles
-    options = dict(invert=settings.invert, channels=model.config.in_channels)
-    if "Z" not in image.axes:
-        return PlaneSource(image, channel, normalisation_of(data, percentiles, **options), scale)
-    z = (image.axes if channel is None else image.axes.replace("C", "")).index("Z")
-    normalisations = tuple(
-        normalisation_of(data[(slice(None),) * z + (plane,)], percentiles, **options)
-        for plane in range(data.shape[z])
-    )
-    return PlaneSource(image, channel, normalisations, scale)
-
-
-@dataclass(frozen=True)
-class BlockSettings:
-    """How :func:`iter_segment_block` makes and keeps objects."""
-
-    method: str
-    instances: object
-    star: object = None
-    class_names: tuple[str, ...] = ()
-    measure: bool = True
-    channel_names: tuple[str, ...] = ()
-    spacing: tuple[float, ...] | None = None
-    link_z: bool = True
-    cells: CellGrowth | None = None
-
-
-def block_settings(
-    model, source: PlaneSource, settings: SegmentSettings, *, measure: bool = True, spacing=None
-) -> BlockSettings:
-    """Return the :class:`BlockSettings` of a model and image."""
-    return BlockSettings(
-        method=instance_method_of(model),
-        instances=(settings.instances or instance_settings_of(model)).at_zoom(source.scale),
-        star=settings.star,
-        class_names=tuple(getattr(model.config, "semantic_classes", ()) or ()),
-        measure=measure,
-        channel_names=tuple(source.image.channel_names),
-        spacing=tuple(spacing) if spacing is not None else None,
-        link_z=settings.link_z,
-    )
-
-
-def iter_segment_block(
-    predictors: list[TiledPredictor], source: PlaneSource, block: Block, settings: BlockSettings
-) -> Generator[Progress, None, BlockObjects]:
-    """Segment one block's context; return the objects the block keeps, measured.
-
-    ``predictors`` holds one predictor per plane (see :meth:`StreamPlan.predictors`).
-    When the network runs out of memory, the block is segmented again with smaller
-    tiles, then on the CPU (see :func:`~napari_segnet.inference.fallback.fall_back`),
-    each retry announced by an event whose ``info["warning"]`` says so; the
-    predictors are replaced in the list, so that the blocks after keep that setting.
-    """
-    while True:
-        try:
-            return (yield from _iter_segment_block(predictors, source, block, settings))
-        except Exception as error:
-            warning = fall_back(predictors, error)
-        yield Progress(0, 1, "retrying the block", {"warning": warning})
-
-
-def _iter_segment_block(
-    predictors: list[TiledPredictor], source: PlaneSource, block: Block, settings: BlockSettings
-) -> Generator[Progress, None, BlockObjects]:
-    from napari_segnet.postprocess.classes import classify_instances
-
-    rows, columns = block.context
-    source.read_ahead(*predictors[0].reads(rows, columns))
-    context = source.region(rows, columns)
-    if context.min() == context.max():  # e.g. a slide's empty background
-        return BlockObjects(block, skipped=True)
-    del context
-    labels, semantic = yield from iter_context_labels(predictors, source, block, settings)
-    kept = kept_objects(labels, block, source.shape)
-    if kept.count == 0:
-        return kept
-    starts = (0,) * (labels.ndim - 2) + (rows.start, columns.start)
-    inside = tuple(
-        slice(o - s, o - s + n) for o, s, n in zip(kept.origin, starts, kept.patch.shape)
-    )
-    if semantic:
-        probabilities = np.stack(semantic, axis=1) if source.stacked else semantic[0]
-        kept.classes = classify_instances(
-            kept.patch, probabilities[(slice(None), *inside)], settings.class_names
-        )
-    del semantic
-    if settings.cells is not None:
-        add_cells(
-            kept,
-            labels,
-            source,
-            settings.cells,
-            measure=settings.measure,
-            channel_names=settings.channel_names,
-        )
-    elif settings.measure:
-        kept.table = _measure(kept, source, settings)
-    return kept
-
-
-def iter_context_labels(
-    predictors: list[TiledPredictor], source: PlaneSource, block: Block, settings: BlockSettings
-) -> Generator[Progress, None, tuple[np.ndarray, list[np.ndarray]]]:
-    """Make the instances of a block's context; return them and the semantic outputs."""
-    from napari_segnet.postprocess.stack import link_planes
-
-    rows, columns = block.context
-    planes, semantic, offset, n = [], [], 0, len(predictors)
-    for z, predictor in enumerate(predictors):
-        outputs = yield from relay(
-            predictor.iter_window(rows, columns),
-            lambda event, z=z: Progress(
-                z * 1000 + int(1000 * event.done / max(event.total, 1)), n * 1000, event.stage
-            ),
-        )
-        labels = make_instances(outputs, settings.method, settings.instances, settings.star)
-        if source.stacked:  # numbered on from the planes before, as the whole stack is
-            labels = labels.astype(np.uint32)
-            labels[labels > 0] += offset
-            offset = max(offset, int(labels.max(initial=0)))
-        planes.append(labels)
-        if "semantic" in outputs:
-            semantic.append(outputs["semantic"])
-        del outputs
-    labels = np.stack(planes) if source.stacked else planes[0]
-    del planes
-    if source.stacked and settings.link_z:
-        labels = link_planes(labels, 0)
-    return labels, semantic
-
-
-def _measure(kept: BlockObjects, source: PlaneSource, settings: BlockSettings):
-    """Measure the kept objects against every channel, in image coordinates."""
-    from napari_segnet.measure.blocks import measure_patch
-
-    *_, top, left = kept.origin
-    *_, height, width = kept.patch.shape
-    intensities = source.region(
-        slice(top, top + height), slice(left, left + width), every_channel=True
-    )
-    if source.stacked:
-        z = source.image.axes.index("Z")
-        planes = slice(kept.origin[0], kept.origin[0] + kept.patch.shape[0])
-        intensities = intensities[(slice(None),) * z + (planes,)]
-    return measure_patch(
-        kept.patch,
-        kept.origin,
-        intensities,
-        source.image.channel_axis,
-        list(settings.channel_names) or None,
-        settings.spacing,
-    )
 
 
 @dataclass
