@@ -52,5 +52,11 @@ def nuclei_pairs():
 
 
 @pytest.fixture
+def large_nuclei_pairs():
+    """Two 256² images of nuclei about 32 px wide (the bundled model's are about 20 px)."""
+    return [synthetic_nuclei((256, 256), n=10, radius=(14, 18), seed=seed) for seed in range(2)]
+
+
+@pytest.fixture
 def envelope_pairs():
     return [synthetic_envelopes(seed=seed) for seed in range(2)]

@@ -15,9 +15,9 @@ from napari_segnet.training.session import (
 )
 
 
-def request_for(pairs, out, *, start=None, epochs=1, steps=2):
+def request_for(pairs, out, *, start=None, epochs=1, steps=2, **changes):
     sources = [ArraySource(f"image {n}", image, labels) for n, (image, labels) in enumerate(pairs)]
-    settings = TrainSettings(epochs=epochs, steps_per_epoch=steps, batch_size=2)
+    settings = TrainSettings(epochs=epochs, steps_per_epoch=steps, batch_size=2, **changes)
     return TrainingRequest(sources, start, "compact", out.stem, settings, 0.25, out, "cpu")
 
 
@@ -65,3 +65,42 @@ def test_stopping_ends_the_child_and_keeps_the_best_model(nuclei_pairs, tmp_path
     assert read_model_config(out)[1]["epoch"] >= 1
     with pytest.raises(StopIteration):  # nothing more arrives
         next(iter(process.events(poll_s=0.05)))
+
+
+def first_message(request) -> str:
+    events = iter_training(request)
+    next(events)
+    message = next(events).info["message"]
+    events.close()
+    return message
+
+
+def test_fine_tuning_can_rescale_the_images_to_the_models_object_size(large_nuclei_pairs, tmp_path):
+    big = large_nuclei_pairs
+    start = bundled_model_path("nuclei")
+    size = read_model_config(start)[0].object_diameter_px
+    out = tmp_path / "tuned.safetensors"
+    rescaled = request_for(big, out, start=start, size_normalise=True)
+    assert first_message(rescaled) == (
+        "Training on the first 75% of each of 2 images, validating on the rest, "
+        f"rescaled to the model's object size ({size:g} px), on cpu."
+    )
+    drain(iter_training(rescaled))
+    # The crop follows the training part of the images: rescaled by about 20 / 32, 75 % of
+    # about 160 rows gives a 96-px crop; as they are, 75 % of 256 rows gives 192 px.
+    assert read_model_config(out)[1]["settings"]["crop"] == 96
+    as_they_are = request_for(big, tmp_path / "plain.safetensors", start=start)
+    drain(iter_training(as_they_are))
+    assert read_model_config(tmp_path / "plain.safetensors")[1]["settings"]["crop"] == 192
+
+
+def test_fine_tuning_on_colour_can_give_a_grey_model_colour_input(nuclei_pairs, tmp_path):
+    start = bundled_model_path("nuclei")
+    rgb = [(np.repeat(image[..., None], 3, axis=-1), labels) for image, labels in nuclei_pairs]
+    rgb[0] = (rgb[0][0] * np.array([1.0, 0.6, 0.9]), rgb[0][1])  # one image in colour
+    out = tmp_path / "colour.safetensors"
+    drain(iter_training(request_for(rgb, out, start=start, colour_input=True)))
+    assert read_model_config(out)[0].in_channels == 3
+    grey_out = tmp_path / "grey.safetensors"  # no colour anywhere: the model stays as it is
+    drain(iter_training(request_for(nuclei_pairs, grey_out, start=start, colour_input=True)))
+    assert read_model_config(grey_out)[0].in_channels == 1

@@ -20,7 +20,7 @@ import numpy as np
 
 from napari_segnet.progress import Progress, drain
 
-from .data import load_pairs, make_pair, median_diameter, split_pairs
+from .data import load_pairs, make_pair, median_diameter, size_normalised, split_pairs
 from .loop import TrainSettings, iter_train
 
 
@@ -131,6 +131,7 @@ def model_and_pairs(
     name: str | None = None,
     encoder_weights: Path | None = None,
     star_rays: int | None = None,
+    colour_input: bool = False,
 ):
     """Build or load the network to train, and load its pairs normalised as it expects.
 
@@ -151,6 +152,9 @@ def model_and_pairs(
         Local ImageNet weights for a new network's torchvision encoder.
     star_rays : int, optional
         Add a star-convex head with this many rays, if the model has none.
+    colour_input : bool
+        Give a fine-tuned one-channel model three input channels when some of the
+        training images are colour (see ``TrainSettings.colour_input``).
 
     Returns
     -------
@@ -158,6 +162,7 @@ def model_and_pairs(
 
     """
     from napari_segnet.models import ModelConfig, create_model, load_model, with_star_head
+    from napari_segnet.models.network import with_rgb_input
 
     if start is None:
         config = ModelConfig(encoder=encoder, in_channels=1, name=name or ModelConfig.name)
@@ -165,6 +170,10 @@ def model_and_pairs(
         model, _ = load_model(start)
         config = replace(model.config, name=name or model.config.name)
     pairs = load(config.normalise_percentiles, config.in_channels)
+    if start is not None and colour_input and config.in_channels == 1:
+        colour = load(config.normalise_percentiles, 3)
+        if any(not _grey(pair.image) for pair in colour):
+            model, config, pairs = with_rgb_input(model), replace(config, in_channels=3), colour
     if start is None:
         config = replace(config, object_diameter_px=median_diameter(pairs))
         model = create_model(config, encoder_weights=encoder_weights)
@@ -172,6 +181,11 @@ def model_and_pairs(
     if star_rays is not None:
         model = with_star_head(model, star_rays)
     return model, pairs
+
+
+def _grey(image: np.ndarray) -> bool:
+    """Whether a channels-first image holds one plane three times (how grey images are given)."""
+    return bool(np.array_equal(image[0], image[1]) and np.array_equal(image[0], image[2]))
 
 
 def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
@@ -207,7 +221,12 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
         name=request.name,
         encoder_weights=request.encoder_weights,
         star_rays=request.star_rays,
+        colour_input=request.settings.colour_input,
     )
+    resized = ""
+    if request.settings.size_normalise and model.config.object_diameter_px:
+        pairs = size_normalised(pairs, model.config.object_diameter_px)
+        resized = f", rescaled to the model's object size ({model.config.object_diameter_px:g} px)"
     if not any(p.labels.any() for p in pairs):
         raise ValueError("The training labels are empty: paint or segment some objects first.")
     train, validation = split_pairs(pairs, request.validation_fraction)
@@ -218,7 +237,7 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
         "preparing the data",
         {
             "message": describe_split(train, validation, pairs, request.validation_fraction)
-            + f", on {device}."
+            + f"{resized}, on {device}."
         },
     )
     provenance = {

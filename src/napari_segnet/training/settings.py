@@ -32,6 +32,14 @@ class TrainSettings:
         placed anywhere (see :class:`~napari_segnet.training.data.AugmentedSampler`).
     freeze_encoder : bool
         Train only the decoder and classifier (transfer learning).
+    size_normalise : bool
+        Rescale every training and validation image so that its median object
+        has the model's object diameter (``config.object_diameter_px``), the size
+        that ``diameter="auto"`` gives images at segmentation.
+    colour_input : bool
+        Fine-tuning a one-channel model on colour images: give it three input
+        channels (:func:`~napari_segnet.models.network.with_rgb_input`) and train
+        on colour as R, G, B. Without colour images it changes nothing.
     seed : int
         Seeds sampling, augmentation and initialisation.
 
@@ -47,6 +55,8 @@ class TrainSettings:
     scale_range: tuple[float, float] = (0.6, 1.6)
     object_centred: float = 0.0
     freeze_encoder: bool = False
+    size_normalise: bool = False
+    colour_input: bool = False
     seed: int = 0
 
 
