@@ -81,6 +81,22 @@ def test_frozen_encoder_does_not_change(split, tmp_path):
     assert any(not torch.equal(v, decoder_before[k]) for k, v in model.decoder.state_dict().items())
 
 
+def test_an_anchor_keeps_the_weights_near_where_they_started(split, tmp_path):
+    train, validation = split
+    drifts = []
+    for anchor in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = create_model(ModelConfig())
+        before = [p.detach().clone() for p in model.parameters()]
+        settings = TrainSettings(epochs=1, steps_per_epoch=10, batch_size=2, crop=64, anchor=anchor)
+        out = tmp_path / f"anchor{anchor}.safetensors"
+        events = list_events(iter_train(model, train, validation, settings, out=out))
+        assert all(np.isfinite(e.info["loss"]) for e in events if e.stage == "training")
+        drifts.append(sum(((p - w) ** 2).sum().item() for p, w in zip(model.parameters(), before)))
+    free, anchored = drifts
+    assert anchored < 0.5 * free  # the same run, pulled back toward its start
+
+
 def list_events(generator):
     return list(generator)
 

@@ -75,6 +75,9 @@ def iter_train(
         optimiser, max_lr=settings.learning_rate, total_steps=total_steps, pct_start=warm_up
     )
     state = {"epoch": 0, "best": -math.inf, "best_epoch": -1, "history": []}
+    # The weights training starts from, for TrainSettings.anchor (taken before a resume file
+    # is loaded: a resumed run is given the model it started from).
+    start_weights = [p.detach().clone() for p in parameters] if settings.anchor else []
     if resume is not None:
         saved = torch.load(Path(resume), map_location="cpu", weights_only=True)
         _check_same_run(saved.get("settings", {}), asdict(settings), Path(resume))
@@ -111,6 +114,9 @@ def iter_train(
                 part = star_loss(outputs["star_prob"], outputs["star_dist"], *batch[3:])
                 info = {"loss_classes": loss.item(), "loss_star": part.item()}
                 loss = loss + part
+            if start_weights:
+                drift = sum(((p - w) ** 2).sum() for p, w in zip(parameters, start_weights))
+                loss = loss + settings.anchor * drift
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -40,6 +40,11 @@ class TrainSettings:
         Fine-tuning a one-channel model on colour images: give it three input
         channels (:func:`~napari_segnet.models.network.with_rgb_input`) and train
         on colour as R, G, B. Without colour images it changes nothing.
+    anchor : float
+        Pull toward the starting weights (L2-SP): the loss gains ``anchor`` × the
+        sum of squared differences between the trained weights and the ones
+        training started from, so that a few images adapt a model without
+        pulling it far from what it learned before (0: none).
     seed : int
         Seeds sampling, augmentation and initialisation.
 
@@ -57,6 +62,7 @@ class TrainSettings:
     freeze_encoder: bool = False
     size_normalise: bool = False
     colour_input: bool = False
+    anchor: float = 0.0
     seed: int = 0
 
 
