@@ -41,11 +41,8 @@ ARMS = {
     "sizenorm": {"size_normalise": True},
     "sizenorm-all": {"size_normalise": True, "validation_fraction": 0.0},
     "sizenorm-rgb": {"size_normalise": True, "colour_input": True},
-    "rgb": {"colour_input": True},
     "sizenorm-anchor": {"size_normalise": True, "anchor": 0.01},
     "sizenorm-lr3e-4": {"size_normalise": True, "learning_rate": 3e-4},
-    "sizenorm-freeze": {"size_normalise": True, "freeze_encoder": True},
-    "sizenorm-short": {"size_normalise": True, "epochs": 5, "steps_per_epoch": 40},
 }
 SCORES = {"AP@0.5": [0], "AP@0.75": [5], "mean AP": slice(None)}  # indices of the thresholds
 
