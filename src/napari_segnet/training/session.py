@@ -169,11 +169,16 @@ def model_and_pairs(
     else:
         model, _ = load_model(start)
         config = replace(model.config, name=name or model.config.name)
-    pairs = load(config.normalise_percentiles, config.in_channels)
     if start is not None and colour_input and config.in_channels == 1:
-        colour = load(config.normalise_percentiles, 3)
-        if any(not _grey(pair.image) for pair in colour):
-            model, config, pairs = with_rgb_input(model), replace(config, in_channels=3), colour
+        # Loaded once, as three channels; without colour, grey images' first channel is
+        # exactly what the one-channel model reads.
+        pairs = load(config.normalise_percentiles, 3)
+        if any(not _grey(pair.image) for pair in pairs):
+            model, config = with_rgb_input(model), replace(config, in_channels=3)
+        else:
+            pairs = [replace(pair, image=pair.image[0]) for pair in pairs]
+    else:
+        pairs = load(config.normalise_percentiles, config.in_channels)
     if start is None:
         config = replace(config, object_diameter_px=median_diameter(pairs))
         model = create_model(config, encoder_weights=encoder_weights)
