@@ -48,7 +48,7 @@ def segment_normalised(
     and ``"semantic"``, ``"star_prob"``, ``"star_dist"`` where the model has
     them). With ``scale`` ≠ 1 the network sees the plane zoomed by that factor
     and its outputs are resampled back (both by
-    :func:`~napari_segnet.inference.tiling.resample_window`, as block-by-block
+    :func:`~napari_segnet.inference.resample.resample_window`, as block-by-block
     segmentation does), so labels always have the plane's shape; star
     distances are then divided by ``scale``, so they are in the plane's pixels
     too. Labels are made as the model's ``config.instance_method`` says (see

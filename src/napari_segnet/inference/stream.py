@@ -18,7 +18,7 @@ When objects are not the size the model was trained at, the network sees the pla
 given diameter, or ``"auto"``: measured once on a central window of the image, see
 :mod:`napari_segnet.inference.diameter`). The predictor reads the zoomed plane region by region and
 resamples its outputs back to the plane's pixels with the function that whole-plane segmentation
-uses (:func:`~napari_segnet.inference.tiling.resample_window`), so blocks still see the whole
+uses (:func:`~napari_segnet.inference.resample.resample_window`), so blocks still see the whole
 plane's numbers, and instances are made at the plane's resolution.
 
 A Z-stack is cut into blocks in Y and X only; each block holds every plane, and its planes are
