@@ -43,6 +43,8 @@ ARMS = {
     "sizenorm-rgb": {"size_normalise": True, "colour_input": True},
     "sizenorm-anchor": {"size_normalise": True, "anchor": 0.01},
     "sizenorm-lr3e-4": {"size_normalise": True, "learning_rate": 3e-4},
+    "sizenorm-frozen": {"size_normalise": True, "freeze_encoder": True},
+    "sizenorm-thresholds": {"size_normalise": True, "tune_thresholds": True},
 }
 SCORES = {"AP@0.5": [0], "AP@0.75": [5], "mean AP": slice(None)}  # indices of the thresholds
 

@@ -1,9 +1,11 @@
 """Training requests run in a child process: progress, result, errors, stopping."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from napari_segnet.models import read_model_config
+from napari_segnet.models import load_model, read_model_config, save_model
 from napari_segnet.models.bundled import bundled_model_path
 from napari_segnet.progress import drain
 from napari_segnet.training.loop import TrainSettings
@@ -104,3 +106,23 @@ def test_fine_tuning_on_colour_can_give_a_grey_model_colour_input(nuclei_pairs, 
     grey_out = tmp_path / "grey.safetensors"  # no colour anywhere: the model stays as it is
     drain(iter_training(request_for(nuclei_pairs, grey_out, start=start, colour_input=True)))
     assert read_model_config(grey_out)[0].in_channels == 1
+
+
+def test_training_writes_the_thresholds_it_chose_into_the_model(nuclei_pairs, tmp_path):
+    start = tmp_path / "start.safetensors"
+    model, _ = load_model(bundled_model_path("nuclei"))
+    model.config = dataclasses.replace(
+        model.config,
+        instance_settings={"seed_threshold": 0.6, "foreground_threshold": 0.8, "min_size": 5000},
+    )
+    save_model(model, start)
+    out = tmp_path / "tuned.safetensors"
+    request = request_for(nuclei_pairs, out, start=start, steps=1, tune_thresholds=True)
+    summary = drain(iter_training(request))
+    config, provenance = read_model_config(out)
+    assert config.instance_settings == summary["threshold_tuning"]["settings"]
+    assert config.instance_settings["min_size"] < 200
+    assert (
+        provenance["threshold_tuning"]["mean_ap"] > provenance["threshold_tuning"]["mean_ap_before"]
+    )
+    assert provenance["epoch"] == 1  # still the best epoch's model

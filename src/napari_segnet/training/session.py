@@ -13,7 +13,7 @@ import contextlib
 import multiprocessing
 import queue
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -250,18 +250,32 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
         "trained_on": [source.name for source in request.sources],
         "validation_images": sorted({p.name for p in validation}),
     }
-    return (
-        yield from iter_train(
-            model,
-            train,
-            validation,
-            settings,
-            out=request.out,
-            device=device,
-            resume=request.resume,
-            provenance=provenance,
-        )
+    summary = yield from iter_train(
+        model,
+        train,
+        validation,
+        settings,
+        out=request.out,
+        device=device,
+        resume=request.resume,
+        provenance=provenance,
     )
+    if settings.tune_thresholds and validation and model.config.instance_method == "watershed":
+        summary["threshold_tuning"] = yield from iter_retune(request.out, validation, device)
+    return summary
+
+
+def iter_retune(path: Path, validation, device) -> Generator[Progress, None, dict]:
+    """Choose the thresholds of the model in ``path`` on ``validation``; write them into it."""
+    from napari_segnet.models import load_model, save_model
+
+    from .thresholds import iter_tune_thresholds
+
+    model, provenance = load_model(path, device)
+    best, tuning = yield from iter_tune_thresholds(model, validation, device=device)
+    model.config = replace(model.config, instance_settings=asdict(best))
+    save_model(model.cpu(), path, provenance={**provenance, "threshold_tuning": tuning})
+    return tuning
 
 
 def describe_split(train, validation, pairs, fraction: float) -> str:

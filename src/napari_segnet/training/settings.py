@@ -45,6 +45,10 @@ class TrainSettings:
         sum of squared differences between the trained weights and the ones
         training started from, so that a few images adapt a model without
         pulling it far from what it learned before (0: none).
+    tune_thresholds : bool
+        After training, choose the instance thresholds (seed, foreground,
+        minimum size) of the best model on the validation images
+        (:func:`~napari_segnet.training.thresholds.iter_tune_thresholds`).
     seed : int
         Seeds sampling, augmentation and initialisation.
 
@@ -63,6 +67,7 @@ class TrainSettings:
     size_normalise: bool = False
     colour_input: bool = False
     anchor: float = 0.0
+    tune_thresholds: bool = False
     seed: int = 0
 
 
