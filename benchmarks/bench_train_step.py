@@ -9,7 +9,7 @@ Run it on an otherwise idle machine: every other process on the cores shows in t
 Models: ``fullres`` is the full-resolution candidate built as ``scripts/train_nuclei.py
 --from <bundled> --full-resolution 8`` builds it (the weights of ``nuclei@1``, which has no
 full-resolution path, plus a new 8-channel one, seeded), ``bundled`` the bundled ``nuclei``
-model (its newest version) as it is.
+model (its newest version) as it is, ``large`` the network of ``nuclei-large`` (new, seeded).
 
 A variant is ``baseline`` or options joined by ``+``:
 
@@ -51,7 +51,7 @@ import torch
 
 from napari_segnet.data import sample_path
 from napari_segnet.io import read_image
-from napari_segnet.models import load_model, with_full_resolution_path
+from napari_segnet.models import ModelConfig, create_model, load_model, with_full_resolution_path
 from napari_segnet.models.bundled import bundled_model_path
 from napari_segnet.training.data import AugmentedSampler, make_pair
 from napari_segnet.training.losses import segmentation_loss
@@ -71,6 +71,8 @@ DEFAULT_VARIANTS = (
 )
 SETTINGS = TrainSettings()
 FULL_RESOLUTION_CHANNELS = 8  # as the candidate: scripts/train_nuclei.py --full-resolution 8
+# nuclei-large's network, as training-runs/nuclei-large/run.sh builds it (new weights, seeded).
+LARGE = ModelConfig(encoder_widths=(32, 64, 128, 256), full_resolution_channels=16)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ class Variant:
 
 
 def build_models(names: list[str]) -> dict[str, torch.nn.Module]:
-    """The models to time, by name: ``fullres`` and ``bundled``."""
+    """The models to time, by name: ``fullres``, ``bundled`` and ``large``."""
     models = {}
     for name in names:
         if name == "bundled":
@@ -112,8 +114,11 @@ def build_models(names: list[str]) -> dict[str, torch.nn.Module]:
             previous, _ = load_model(bundled_model_path("nuclei@1"))  # no full-resolution path
             torch.manual_seed(0)  # the new path's initial weights
             models[name] = with_full_resolution_path(previous, FULL_RESOLUTION_CHANNELS)
+        elif name == "large":
+            torch.manual_seed(0)
+            models[name] = create_model(LARGE)
         else:
-            raise ValueError(f"Unknown model {name!r}; choose fullres or bundled.")
+            raise ValueError(f"Unknown model {name!r}; choose fullres, bundled or large.")
     return models
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from train_nuclei import CLASS_SHARES, pairs_by_channels, split_rows
 
 from napari_segnet.inference.diameter import iter_estimate_diameter
+from napari_segnet.inference.precision import PRECISIONS
 from napari_segnet.inference.segment import instance_settings_of, segment_normalised
 from napari_segnet.metrics import evaluate
 from napari_segnet.models import load_model, save_model
@@ -50,26 +51,29 @@ def scores(truths, predictions) -> dict[str, float]:
     }
 
 
-def segmented(model, pairs, diameter: str = "auto") -> list[np.ndarray]:
+def segmented(model, pairs, diameter: str = "auto", precision: str = "auto") -> list[np.ndarray]:
     """Labels of each pair's image, with the thresholds stored in the model (what a user gets).
 
-    ``diameter`` is one of :data:`DIAMETERS` (see the module's description).
+    ``diameter`` is one of :data:`DIAMETERS` (see the module's description), ``precision``
+    the network's number format (``inference.precision``).
     """
     thresholds = instance_settings_of(model)
-    return [sized_labels(model, p, diameter, thresholds) for p in pairs]
+    return [sized_labels(model, p, diameter, thresholds, precision) for p in pairs]
 
 
-def sized_labels(model, pair, diameter: str, thresholds) -> np.ndarray:
+def sized_labels(model, pair, diameter: str, thresholds, precision: str = "auto") -> np.ndarray:
     scale = 1.0
     if diameter == "auto":
-        estimate = drain(iter_estimate_diameter(model, pair.image, instance_settings=thresholds))
+        estimate = drain(iter_estimate_diameter(model, pair.image, precision=precision))
         if estimate.first_pass is not None:
             return estimate.first_pass[0]
         scale = estimate.scale
     elif diameter == "oracle" and model.config.object_diameter_px:
         scale = model.config.object_diameter_px / median_diameter([pair])
     labels, _ = drain(
-        segment_normalised(model, pair.image, instance_settings=thresholds, scale=scale)
+        segment_normalised(
+            model, pair.image, instance_settings=thresholds, scale=scale, precision=precision
+        )
     )
     return labels
 
@@ -83,6 +87,7 @@ def main() -> None:
     parser.add_argument("--methods", default="")
     parser.add_argument("--diameter", choices=DIAMETERS, default="auto")
     parser.add_argument("--magnification", type=float, default=1.0)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument(
         "--store", action="store_true", help="write the report split's scores into the model file"
     )
@@ -108,7 +113,7 @@ def main() -> None:
         for method in methods:
             model.config = dataclasses.replace(model.config, instance_method=method)
             started = time.perf_counter()
-            predictions = segmented(model, pairs, args.diameter)
+            predictions = segmented(model, pairs, args.diameter, args.precision)
             seconds = time.perf_counter() - started
             truths = [p.labels for p in pairs]
             record = {
@@ -117,6 +122,7 @@ def main() -> None:
                 "split": args.split,
                 "diameter": args.diameter,
                 "magnification": args.magnification,
+                "precision": args.precision,
             }
             record["all"] = scores(truths, predictions)
             for group in CLASS_SHARES:

@@ -131,6 +131,7 @@ def main() -> None:
     )
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--heads", choices=("classes", "star"), default="classes")
     parser.add_argument("--star-rays", type=int, default=32)
@@ -218,6 +219,7 @@ def main() -> None:
         seed=args.seed,
         learning_rate=args.learning_rate,
         object_centred=args.object_centred,
+        precision=args.precision,
         **({"scale_range": args.scale_range} if args.scale_range else {}),
     )
     provenance = {

@@ -113,13 +113,14 @@ def test_train_on_two_images_holds_out_the_end_of_each(run_cli, folders, tmp_pat
             path.unlink()
     model = tmp_path / "two.safetensors"
     options = ("--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--crop", "64")
-    options += ("--validation-fraction", "0.25")
+    options += ("--validation-fraction", "0.25", "--precision", "bf16")
     result = run_cli("train", "--images", images, "--masks", masks, "--out", model, *options)
     assert result.returncode == 0, result.stderr
     assert "the first 75% of each of 2 images, validating on the rest" in result.stderr
     config, provenance = read_model_config(model)
     assert provenance["validation_images"] == ["n0", "n1"]
     assert config.name == "two" and provenance["settings"]["learning_rate"] == 3e-3
+    assert provenance["settings"]["precision"] == "bf16"
     assert 12 < config.object_diameter_px < 20  # a new network learns the objects' size
 
 

@@ -1,5 +1,7 @@
 """A tiny real training run on synthetic nuclei: learns, keeps the best model, resumes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,10 @@ from napari_segnet.progress import drain
 from napari_segnet.training.data import make_pair
 from napari_segnet.training.loop import TrainSettings, iter_train
 
-SETTINGS = TrainSettings(epochs=2, steps_per_epoch=40, batch_size=4, crop=64, seed=0)
+# float32 whatever the CPU, so that every machine trains the same numbers.
+SETTINGS = TrainSettings(
+    epochs=2, steps_per_epoch=40, batch_size=4, crop=64, seed=0, precision="fp32"
+)
 
 
 def ap50(model, pairs):
@@ -27,13 +32,15 @@ def split(nuclei_pairs):
     return pairs[:4], pairs[4:]
 
 
-def test_training_learns_and_keeps_the_best_model(split, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_learns_and_keeps_the_best_model(split, tmp_path, precision):
     torch.manual_seed(0)
     train, validation = split
     model = create_model(ModelConfig())
     before = ap50(model.eval(), validation)
     out = tmp_path / "model.safetensors"
-    events = list_events(iter_train(model, train, validation, SETTINGS, out=out))
+    settings = replace(SETTINGS, precision=precision)
+    events = list_events(iter_train(model, train, validation, settings, out=out))
     steps = [e for e in events if e.stage == "training"]
     assert [e.done for e in steps] == list(range(1, 81))
     assert all(np.isfinite(e.info["loss"]) for e in steps)
@@ -44,6 +51,8 @@ def test_training_learns_and_keeps_the_best_model(split, tmp_path):
     assert len(validations) == 2
     trained, provenance = load_model(out)
     assert provenance["epoch"] == max(validations, key=lambda e: e.info["ap_mean"]).done
+    assert provenance["settings"]["precision"] == precision
+    assert all(p.dtype == torch.float32 for p in trained.parameters())  # bf16: the pass only
     after = ap50(trained, validation)
     assert after > 0.5 and after > before
 

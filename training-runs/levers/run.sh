@@ -3,16 +3,18 @@
 # on a mid-size network (compact encoder 24-48-96-192, 12-channel full-resolution path,
 # 1.10 M parameters), one core each, seed 0, 15 epochs x 40 steps of 8 crops of 256².
 #   training-runs/levers/run.sh ARM
-# ARM: baseline | centred | sizenorm | sizenorm-centred | sizenorm-centred-rgb
+# ARM: baseline | centred | sizenorm | sizenorm-centred | sizenorm-centred-rgb | sizenorm-bf16
+# Arms train in float32; sizenorm-bf16 is sizenorm with a bfloat16 forward pass.
 set -euo pipefail
 cd "$(dirname "$0")"
 arm=$1
 common=(--data ../../../shared/data/dsb2018/train --epochs 15 --steps 40 --learning-rate 2e-3
-        --seed 0 --encoder-widths 24,48,96,192 --full-resolution 12)
+        --seed 0 --encoder-widths 24,48,96,192 --full-resolution 12 --precision fp32)
 case $arm in
     baseline) extra=() ;;
     centred) extra=(--object-centred 0.9) ;;
     sizenorm) extra=(--size-normalise 17 --scale-range 0.625,1.6) ;;
+    sizenorm-bf16) extra=(--size-normalise 17 --scale-range 0.625,1.6 --precision bf16) ;;
     sizenorm-centred) extra=(--size-normalise 17 --scale-range 0.625,1.6 --object-centred 0.9) ;;
     sizenorm-centred-rgb)
         extra=(--size-normalise 17 --scale-range 0.625,1.6 --object-centred 0.9 --rgb) ;;

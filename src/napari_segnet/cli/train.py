@@ -52,6 +52,13 @@ def add_parser(commands, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=TrainSettings.seed)
     parser.add_argument("--resume", type=Path, help="a .resume.pt file written by a previous run")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=TrainSettings.precision,
+        help="number format of the forward pass; auto: bfloat16 where the GPU or CPU computes "
+        "it in hardware (AMX, AVX-512 BF16), float32 elsewhere",
+    )
     parser.set_defaults(command="train", run=run)
 
 
@@ -69,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         crop=args.crop,
         freeze_encoder=args.freeze_encoder,
         seed=args.seed,
+        precision=args.precision,
     )
     prepare_output_folder(args.out.parent)
     request = TrainingRequest(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_segnet.inference.precision import training_dtype
 from napari_segnet.io import atomic_path
 from napari_segnet.metrics import evaluate
 from napari_segnet.models.checkpoint import save_model
@@ -59,7 +60,8 @@ def iter_train(
     _check_channels(model.config.in_channels, [*train, *validation])
     if "identity" in vars(model):  # the weights are about to change: no longer that model
         del model.identity
-    device = device or torch.device("cpu")
+    device = torch.device(device or "cpu")
+    dtype = training_dtype(settings.precision, device)
     torch.manual_seed(settings.seed)
     model.to(device).to(memory_format=torch.channels_last)
     if settings.freeze_encoder:
@@ -107,7 +109,9 @@ def iter_train(
         for step in range(settings.steps_per_epoch):
             batch = [torch.from_numpy(a).to(device) for a in sampler.sample(settings.batch_size)]
             images, classes, weights = batch[:3]
-            outputs = model(images.contiguous(memory_format=torch.channels_last))
+            with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=bool(dtype)):
+                outputs = model(images.contiguous(memory_format=torch.channels_last))
+            outputs = {key: value.float() for key, value in outputs.items()}  # the loss in fp32
             loss = segmentation_loss(outputs["instance"], classes, weights, settings.dice_weight)
             info = {}
             if star_rays:

@@ -49,6 +49,10 @@ class TrainSettings:
         After training, choose the instance thresholds (seed, foreground,
         minimum size) of the best model on the validation images
         (:func:`~napari_segnet.training.thresholds.iter_tune_thresholds`).
+    precision : str
+        ``auto``, ``fp32`` or ``bf16``: the number format of the forward pass
+        (see :func:`~napari_segnet.inference.precision.training_dtype`; ``auto``
+        is bfloat16 where the device computes it in hardware).
     seed : int
         Seeds sampling, augmentation and initialisation.
 
@@ -68,6 +72,7 @@ class TrainSettings:
     colour_input: bool = False
     anchor: float = 0.0
     tune_thresholds: bool = False
+    precision: str = "auto"
     seed: int = 0
 
 
