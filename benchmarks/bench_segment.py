@@ -1,7 +1,7 @@
 """Accuracy and speed of the segmentation engine, with a classical baseline measured alongside.
 
     python benchmarks/bench_segment.py --data ../shared/data/dsb2018/train [--model nuclei]
-        [--device cpu] [--threads 2] [--size 2048] [--diameter auto|none]
+        [--device cpu] [--threads 2] [--size 2048] [--diameter auto|none] [--precision P]
 
 Accuracy: the model's held-out report images (listed in the model file: the images nothing was
 chosen on; models without that list name their validation images instead), per modality,
@@ -29,6 +29,7 @@ from skimage.segmentation import watershed
 
 from napari_segnet.inference.devices import select_device
 from napari_segnet.inference.normalise import normalise
+from napari_segnet.inference.precision import PRECISIONS, cpu_has_bf16_units
 from napari_segnet.inference.segment import SegmentSettings, segment
 from napari_segnet.io import read_image, write_labels
 from napari_segnet.metrics import evaluate
@@ -146,8 +147,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--diameter", choices=("auto", "none"), default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     args = parser.parse_args()
-    settings = SegmentSettings(diameter=None if args.diameter == "none" else "auto")
+    settings = SegmentSettings(
+        diameter=None if args.diameter == "none" else "auto", precision=args.precision
+    )
     if args.threads:
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
@@ -157,7 +161,10 @@ def main() -> None:
     ids = provenance.get("report_ids") or provenance["validation_ids"]
     cpu = platform.processor() or platform.machine()
     threads = torch.get_num_threads()
-    print(f"machine: {platform.platform()}, {cpu}, torch {torch.__version__}, {threads} threads")
+    print(
+        f"machine: {platform.platform()}, {cpu}, torch {torch.__version__}, {threads} threads, "
+        f"precision {args.precision}, CPU bfloat16 units {'yes' if cpu_has_bf16_units() else 'no'}"
+    )
     if not args.skip_accuracy:
         print(f"\nAccuracy on the {len(ids)} {split} images of model {args.model!r}:\n")
         accuracy(model, device, args.data, ids, settings)
