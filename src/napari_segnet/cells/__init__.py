@@ -10,12 +10,12 @@ from napari_segnet.cells.grow import DEFAULT_DISTANCE, expand_nuclei, grow_cells
 from napari_segnet.cells.phenotypes import (
     Marker,
     PhenotypeDefinition,
-    automatic_threshold,
     classify,
     marker_column,
     phenotype_counts,
     resolve_thresholds,
 )
+from napari_segnet.cells.positivity import automatic_threshold
 from napari_segnet.cells.stain import default_threshold, detect_stain_kind
 
 __all__ = [
