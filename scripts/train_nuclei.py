@@ -132,6 +132,17 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        help="a trained model whose class probabilities the network also learns (distillation)",
+    )
+    parser.add_argument(
+        "--distil-weight",
+        type=float,
+        default=TrainSettings.distil_weight,
+        help="share of the teacher's term in the loss, with --teacher",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--heads", choices=("classes", "star"), default="classes")
     parser.add_argument("--star-rays", type=int, default=32)
@@ -220,6 +231,7 @@ def main() -> None:
         learning_rate=args.learning_rate,
         object_centred=args.object_centred,
         precision=args.precision,
+        distil_weight=args.distil_weight,
         **({"scale_range": args.scale_range} if args.scale_range else {}),
     )
     provenance = {
@@ -246,6 +258,7 @@ def main() -> None:
         sample_weights=weights,
         resume=args.resume,
         provenance=provenance,
+        teacher=load_model(args.teacher)[0] if args.teacher else None,
     )
 
     def log(event):

@@ -12,6 +12,7 @@ from napari_segnet.models import ModelConfig, create_model, load_model
 from napari_segnet.progress import drain
 from napari_segnet.training.data import make_pair
 from napari_segnet.training.loop import TrainSettings, iter_train
+from napari_segnet.training.losses import distillation_loss
 
 # float32 whatever the CPU, so that every machine trains the same numbers.
 SETTINGS = TrainSettings(
@@ -181,3 +182,46 @@ def test_the_star_head_leaves_the_three_class_training_as_it_was(split, tmp_path
         if e.stage == "training"
     ]
     assert again == [info["loss"] for info in runs[0][:2]]
+
+
+def test_distillation_loss_is_zero_only_where_the_teacher_agrees():
+    logits = torch.randn(2, 3, 8, 8)
+    assert distillation_loss(logits, logits.softmax(dim=1)).abs() < 1e-6
+    assert distillation_loss(logits, (-logits).softmax(dim=1)) > 0.1
+
+
+def test_a_student_learns_its_teachers_probabilities(split, tmp_path):
+    train, validation = split
+    teacher, _ = load_model("nuclei")
+    torch.manual_seed(0)
+    student = create_model(ModelConfig())
+    images = torch.from_numpy(np.stack([p.image[:64, :64] for p in validation])[:, None])
+
+    def gap():
+        with torch.no_grad():
+            target = teacher(images)["instance"].softmax(dim=1)
+            return float(distillation_loss(student.eval()(images)["instance"], target))
+
+    before = gap()
+    settings = replace(SETTINGS, epochs=1, distil_weight=1.0)  # the teacher alone
+    events = list_events(
+        iter_train(
+            student, train, validation, settings, out=tmp_path / "s.safetensors", teacher=teacher
+        )
+    )
+    steps = [e.info for e in events if e.stage == "training"]
+    assert all({"loss_labels", "loss_teacher"} <= set(info) for info in steps)
+    assert all(info["loss"] == pytest.approx(info["loss_teacher"]) for info in steps)
+    after = gap()
+    assert after < 0.5 * before
+    with pytest.raises(ValueError, match="within 0–1"):
+        next(
+            iter_train(
+                student,
+                train,
+                validation,
+                replace(settings, distil_weight=2),
+                out=tmp_path / "x",
+                teacher=teacher,
+            )
+        )

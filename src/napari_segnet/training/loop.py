@@ -18,7 +18,7 @@ from napari_segnet.models.checkpoint import save_model
 from napari_segnet.progress import Progress
 
 from .data import AugmentedSampler, Pair, image_channels
-from .losses import segmentation_loss, star_loss
+from .losses import distillation_loss, segmentation_loss, star_loss
 from .resume import restore_best_model
 from .settings import TrainSettings, default_settings
 
@@ -36,8 +36,14 @@ def iter_train(
     sample_weights: np.ndarray | None = None,
     resume: str | os.PathLike | None = None,
     provenance: dict | None = None,
+    teacher=None,
 ) -> Generator[Progress, None, dict]:
     """Train ``model``, validating each epoch and saving the best model to ``out``.
+
+    With a ``teacher`` (a trained network that reads the same input), the model
+    also learns the teacher's class probabilities on every crop (distillation,
+    weighted by ``settings.distil_weight``); ``info`` then has ``loss_labels``
+    and ``loss_teacher`` too.
 
     Yields a :class:`Progress` per step (``info`` has ``loss`` and ``epoch``; for
     a model with the star head ``loss`` is the sum of ``loss_classes``, the
@@ -66,6 +72,13 @@ def iter_train(
     model.to(device).to(memory_format=torch.channels_last)
     if settings.freeze_encoder:
         model.encoder.requires_grad_(False)
+    if teacher is not None:
+        if not 0 <= settings.distil_weight <= 1:
+            raise ValueError(
+                f"The distillation weight must be within 0–1, not {settings.distil_weight}."
+            )
+        teacher = teacher.to(device).to(memory_format=torch.channels_last).eval()
+        teacher.requires_grad_(False)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(
         parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay
@@ -114,9 +127,13 @@ def iter_train(
             outputs = {key: value.float() for key, value in outputs.items()}  # the loss in fp32
             loss = segmentation_loss(outputs["instance"], classes, weights, settings.dice_weight)
             info = {}
+            if teacher is not None:
+                taught = _distillation(teacher, images, outputs["instance"], dtype)
+                info = {"loss_labels": loss.item(), "loss_teacher": taught.item()}
+                loss = (1 - settings.distil_weight) * loss + settings.distil_weight * taught
             if star_rays:
                 part = star_loss(outputs["star_prob"], outputs["star_dist"], *batch[3:])
-                info = {"loss_classes": loss.item(), "loss_star": part.item()}
+                info = {**info, "loss_classes": loss.item(), "loss_star": part.item()}
                 loss = loss + part
             if start_weights:
                 drift = sum(((p - w) ** 2).sum() for p, w in zip(parameters, start_weights))
@@ -160,6 +177,16 @@ def iter_train(
         "best_epoch": state["best_epoch"],
         "history": state["history"],
     }
+
+
+def _distillation(teacher, images, logits, dtype):
+    """Return the distillation loss of ``logits`` against ``teacher`` on ``images``."""
+    import torch
+
+    cast = torch.autocast(images.device.type, dtype=dtype or torch.bfloat16, enabled=bool(dtype))
+    with torch.no_grad(), cast:
+        target = teacher(images.contiguous(memory_format=torch.channels_last))["instance"]
+    return distillation_loss(logits, target.float().softmax(dim=1))
 
 
 def _check_channels(expected: int, pairs: list[Pair]) -> None:

@@ -1,4 +1,4 @@
-"""Losses: weighted cross-entropy plus soft Dice on the object classes; the star-convex loss."""
+"""Losses: weighted cross-entropy plus soft Dice on the object classes; distillation; star."""
 
 from __future__ import annotations
 
@@ -32,6 +32,29 @@ def segmentation_loss(
     total = probabilities.sum(dim=(0, 2, 3)) + one_hot.sum(dim=(0, 2, 3))
     dice = (2 * intersection + 1.0) / (total + 1.0)
     return ce + dice_weight * (1 - dice.mean())
+
+
+def distillation_loss(logits: torch.Tensor, teacher_probabilities: torch.Tensor) -> torch.Tensor:
+    """Mean per-pixel KL divergence of the network's class probabilities from a teacher's.
+
+    Parameters
+    ----------
+    logits : (N, C, Y, X) tensor
+        The network's output.
+    teacher_probabilities : (N, C, Y, X) tensor
+        The teacher's probabilities on the same input (soft targets; they sum to
+        1 over C).
+
+    Returns
+    -------
+    tensor
+        0 where the two agree everywhere; its gradient is that of the
+        cross-entropy with the soft targets.
+
+    """
+    target = teacher_probabilities.float()
+    own = F.log_softmax(logits.float(), dim=1)
+    return (target * (target.clamp_min(1e-8).log() - own)).sum(dim=1).mean()
 
 
 STAR_DIST_WEIGHT = 0.2  # StarDist's weight of the distance term next to the probability term

@@ -45,6 +45,11 @@ class TrainSettings:
         sum of squared differences between the trained weights and the ones
         training started from, so that a few images adapt a model without
         pulling it far from what it learned before (0: none).
+    distil_weight : float
+        With a teacher model (``iter_train(..., teacher=...)``), the loss is
+        ``(1 - distil_weight)`` × the loss on the labels + ``distil_weight`` ×
+        :func:`~napari_segnet.training.losses.distillation_loss` on the
+        teacher's probabilities for the same crops.
     tune_thresholds : bool
         After training, choose the instance thresholds (seed, foreground,
         minimum size) of the best model on the validation images
@@ -71,6 +76,7 @@ class TrainSettings:
     size_normalise: bool = False
     colour_input: bool = False
     anchor: float = 0.0
+    distil_weight: float = 0.5
     tune_thresholds: bool = False
     precision: str = "auto"
     seed: int = 0
