@@ -45,6 +45,8 @@ ARMS = {
     "sizenorm-lr3e-4": {"size_normalise": True, "learning_rate": 3e-4},
     "sizenorm-frozen": {"size_normalise": True, "freeze_encoder": True},
     "sizenorm-thresholds": {"size_normalise": True, "tune_thresholds": True},
+    # The model as it was teaches the one being fine-tuned (learning without forgetting).
+    "sizenorm-self-teacher": {"size_normalise": True, "teacher": "start"},
 }
 SCORES = {"AP@0.5": [0], "AP@0.75": [5], "mean AP": slice(None)}  # indices of the thresholds
 
@@ -64,6 +66,7 @@ def fine_tuned(model_path: Path, rows: list[dict], root: Path, arm: dict, out: P
     """Fine-tune ``model_path`` on ``rows`` with the arm's recipe; return the model written."""
     changes = dict(arm)
     fraction = changes.pop("validation_fraction", VALIDATION_FRACTION)
+    teacher = model_path if changes.pop("teacher", None) == "start" else None
     sources = [
         ArraySource(
             r["id"],
@@ -81,6 +84,7 @@ def fine_tuned(model_path: Path, rows: list[dict], root: Path, arm: dict, out: P
         validation_fraction=fraction,
         out=out,
         device="cpu",
+        teacher=teacher,
     )
     drain(iter_training(request))
     out.with_name(out.name + ".resume.pt").unlink(missing_ok=True)

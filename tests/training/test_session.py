@@ -7,6 +7,7 @@ import pytest
 
 from napari_segnet.models import load_model, read_model_config, save_model
 from napari_segnet.models.bundled import bundled_model_path
+from napari_segnet.models.network import with_rgb_input
 from napari_segnet.progress import drain
 from napari_segnet.training.loop import TrainSettings
 from napari_segnet.training.session import (
@@ -126,3 +127,22 @@ def test_training_writes_the_thresholds_it_chose_into_the_model(nuclei_pairs, tm
         provenance["threshold_tuning"]["mean_ap"] > provenance["threshold_tuning"]["mean_ap_before"]
     )
     assert provenance["epoch"] == 1  # still the best epoch's model
+
+
+def test_fine_tuning_can_be_taught_by_the_model_it_starts_from(nuclei_pairs, tmp_path):
+    start = bundled_model_path("nuclei")
+    out = tmp_path / "taught.safetensors"
+    request = dataclasses.replace(request_for(nuclei_pairs, out, start=start), teacher=start)
+    events = []
+    drain(iter_training(request), events.append)
+    steps = [e.info for e in events if e.stage == "training"]
+    assert steps and all("loss_teacher" in info for info in steps)
+    assert read_model_config(out)[1]["teacher"] == str(start)
+
+
+def test_a_teacher_that_reads_other_channels_is_refused(nuclei_pairs, tmp_path):
+    colour = tmp_path / "colour.safetensors"
+    save_model(with_rgb_input(load_model("nuclei")[0]), colour)
+    request = request_for(nuclei_pairs, tmp_path / "x.safetensors", start=None)
+    with pytest.raises(ValueError, match="teacher reads 3 channel"):
+        drain(iter_training(dataclasses.replace(request, teacher=colour)))

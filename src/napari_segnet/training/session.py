@@ -97,6 +97,11 @@ class TrainingRequest:
         Give the model a star-convex head with this many rays (a new network, or
         one fine-tuned from a model without it; see
         :func:`napari_segnet.models.with_star_head`); None keeps the model's heads.
+    teacher : pathlib.Path or None
+        A model whose class probabilities the network also learns (see
+        :func:`~napari_segnet.training.loop.iter_train`); it must read the same
+        channels. Fine-tuning with ``start`` as its own teacher keeps the model's
+        answers where the new labels say nothing.
 
     """
 
@@ -111,6 +116,7 @@ class TrainingRequest:
     encoder_weights: Path | None = None
     resume: Path | None = None
     star_rays: int | None = None
+    teacher: Path | None = None
 
 
 def crop_size(pairs, largest: int = TrainSettings.crop) -> int:
@@ -245,8 +251,19 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
             + f"{resized}, on {device}."
         },
     )
+    teacher = None
+    if request.teacher is not None:
+        from napari_segnet.models import load_model
+
+        teacher, _ = load_model(request.teacher)
+        if teacher.config.in_channels != model.config.in_channels:
+            raise ValueError(
+                f"The teacher reads {teacher.config.in_channels} channel(s) and the network "
+                f"{model.config.in_channels}: choose a teacher that reads the same images."
+            )
     provenance = {
         "from": str(request.start) if request.start else None,
+        "teacher": str(request.teacher) if request.teacher else None,
         "trained_on": [source.name for source in request.sources],
         "validation_images": sorted({p.name for p in validation}),
     }
@@ -259,6 +276,7 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
         device=device,
         resume=request.resume,
         provenance=provenance,
+        teacher=teacher,
     )
     if settings.tune_thresholds and validation and model.config.instance_method == "watershed":
         summary["threshold_tuning"] = yield from iter_retune(request.out, validation, device)
