@@ -133,7 +133,8 @@ def iter_train(
                 loss = (1 - settings.distil_weight) * loss + settings.distil_weight * taught
             if star_rays:
                 part = star_loss(outputs["star_prob"], outputs["star_dist"], *batch[3:])
-                info = {**info, "loss_classes": loss.item(), "loss_star": part.item()}
+                classes_loss = info.get("loss_labels", loss.item())
+                info = {**info, "loss_classes": classes_loss, "loss_star": part.item()}
                 loss = loss + part
             if start_weights:
                 drift = sum(((p - w) ** 2).sum() for p, w in zip(parameters, start_weights))

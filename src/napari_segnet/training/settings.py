@@ -53,7 +53,8 @@ class TrainSettings:
     tune_thresholds : bool
         After training, choose the instance thresholds (seed, foreground,
         minimum size) of the best model on the validation images
-        (:func:`~napari_segnet.training.thresholds.iter_tune_thresholds`).
+        (:func:`~napari_segnet.training.thresholds.iter_tune_thresholds`;
+        watershed models with validation images only).
     precision : str
         ``auto``, ``fp32`` or ``bf16``: the number format of the forward pass
         (see :func:`~napari_segnet.inference.precision.training_dtype`; ``auto``

@@ -51,8 +51,9 @@ def iter_tune_thresholds(
     Returns
     -------
     (InstanceSettings, dict)
-        The thresholds, and ``{"grid", "mean_ap_before", "mean_ap", "ap50"}``:
-        the scores of the model's own thresholds and of the chosen ones.
+        The thresholds, and ``{"grid", "mean_ap_before", "mean_ap", "ap50",
+        "settings"}``: the grid, the scores of the model's own thresholds and of
+        the chosen ones, and the chosen ones as a dict.
 
     Raises
     ------
