@@ -9,8 +9,9 @@ gets). Per modality and for all images: pooled AP (StarDist's matching) of both 
 bootstrap over images (pooled AP recomputed on every resample), and how many images the
 candidate does better / worse on. The splits are those of `scripts/train_nuclei.py`; images are
 sized as `--diameter` says (see `scripts/score_nuclei.py`; `--diameter-reference` for the
-reference if it differs). Each model is given the images as it reads them (one plane, or colour
-as R, G, B for a model with three input channels).
+reference if it differs); `--tta` gives the candidate test-time flips and rotations (the same
+file as both models measures them). Each model is given the images as it reads them (one
+plane, or colour as R, G, B for a model with three input channels).
 """
 
 import argparse
@@ -21,12 +22,15 @@ from compare_colour_inputs import match_counts, mean_ap, paired_bootstrap
 from score_nuclei import DIAMETERS, segmented
 from train_nuclei import CLASS_SHARES, pairs_by_channels, split_rows
 
+from napari_segnet.inference.precision import PRECISIONS
 from napari_segnet.models import load_model
 
 SCORES = {"AP@0.5": [0], "AP@0.9": [-1], "mean AP": slice(None)}  # indices of the thresholds
 
 
-def counts_of(path: Path, pairs_for, diameter: str = "auto") -> np.ndarray:
+def counts_of(
+    path: Path, pairs_for, diameter: str = "auto", precision: str = "auto", tta: bool = False
+) -> np.ndarray:
     """Per-image TP/FP/FN at each IoU threshold, shape (images, thresholds, 3).
 
     ``pairs_for(channels)`` returns the split's pairs as a model reading that
@@ -34,7 +38,7 @@ def counts_of(path: Path, pairs_for, diameter: str = "auto") -> np.ndarray:
     """
     model, _ = load_model(path)
     pairs = pairs_for(model.config.in_channels)
-    labels = segmented(model.eval(), pairs, diameter)
+    labels = segmented(model.eval(), pairs, diameter, precision, tta)
     return np.array([match_counts(p.labels, found) for p, found in zip(pairs, labels)], float)
 
 
@@ -47,16 +51,21 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--diameter", choices=DIAMETERS, default="auto")
     parser.add_argument("--diameter-reference", choices=DIAMETERS)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="both models")
+    parser.add_argument(
+        "--tta", action="store_true", help="the candidate with test-time flips and rotations"
+    )
     args = parser.parse_args()
 
     rows = split_rows(args.data)[args.split]
     pairs_for = pairs_by_channels(args.data, rows)
     sizing = args.diameter_reference or args.diameter
-    reference = counts_of(args.reference, pairs_for, sizing)
-    candidate = counts_of(args.candidate, pairs_for, args.diameter)
+    reference = counts_of(args.reference, pairs_for, sizing, args.precision)
+    candidate = counts_of(args.candidate, pairs_for, args.diameter, args.precision, args.tta)
     groups = [row["class"] for row in rows]  # each pair's group, in the same order
     print(
-        f"{args.candidate} ({args.diameter}) against {args.reference} ({sizing}), "
+        f"{args.candidate} ({args.diameter}{', tta' if args.tta else ''}) against "
+        f"{args.reference} ({sizing}), "
         f"{args.split} split:\n"
     )
     print("| images | n | score | reference | candidate | Δ (95 % interval) | better / worse |")

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from train_nuclei import CLASS_SHARES, pairs_by_channels, split_rows
 
+from napari_segnet.inference.augment import VIEWS
 from napari_segnet.inference.diameter import iter_estimate_diameter
 from napari_segnet.inference.precision import PRECISIONS
 from napari_segnet.inference.segment import instance_settings_of, segment_normalised
@@ -51,28 +52,39 @@ def scores(truths, predictions) -> dict[str, float]:
     }
 
 
-def segmented(model, pairs, diameter: str = "auto", precision: str = "auto") -> list[np.ndarray]:
+def segmented(
+    model, pairs, diameter: str = "auto", precision: str = "auto", tta: bool = False
+) -> list[np.ndarray]:
     """Labels of each pair's image, with the thresholds stored in the model (what a user gets).
 
     ``diameter`` is one of :data:`DIAMETERS` (see the module's description), ``precision``
-    the network's number format (``inference.precision``).
+    the network's number format (``inference.precision``); ``tta`` averages each tile over its
+    eight flips and rotations, as ``segment --tta`` does (the size estimate never does).
     """
     thresholds = instance_settings_of(model)
-    return [sized_labels(model, p, diameter, thresholds, precision) for p in pairs]
+    views = VIEWS if tta else 1
+    return [sized_labels(model, p, diameter, thresholds, precision, views) for p in pairs]
 
 
-def sized_labels(model, pair, diameter: str, thresholds, precision: str = "auto") -> np.ndarray:
+def sized_labels(
+    model, pair, diameter: str, thresholds, precision: str = "auto", views: int = 1
+) -> np.ndarray:
     scale = 1.0
     if diameter == "auto":
         estimate = drain(iter_estimate_diameter(model, pair.image, precision=precision))
-        if estimate.first_pass is not None:
+        if estimate.first_pass is not None and views == 1:
             return estimate.first_pass[0]
         scale = estimate.scale
     elif diameter == "oracle" and model.config.object_diameter_px:
         scale = model.config.object_diameter_px / median_diameter([pair])
     labels, _ = drain(
         segment_normalised(
-            model, pair.image, instance_settings=thresholds, scale=scale, precision=precision
+            model,
+            pair.image,
+            instance_settings=thresholds,
+            scale=scale,
+            precision=precision,
+            views=views,
         )
     )
     return labels
@@ -88,6 +100,7 @@ def main() -> None:
     parser.add_argument("--diameter", choices=DIAMETERS, default="auto")
     parser.add_argument("--magnification", type=float, default=1.0)
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument("--tta", action="store_true", help="test-time flips and rotations")
     parser.add_argument(
         "--store", action="store_true", help="write the report split's scores into the model file"
     )
@@ -113,7 +126,7 @@ def main() -> None:
         for method in methods:
             model.config = dataclasses.replace(model.config, instance_method=method)
             started = time.perf_counter()
-            predictions = segmented(model, pairs, args.diameter, args.precision)
+            predictions = segmented(model, pairs, args.diameter, args.precision, args.tta)
             seconds = time.perf_counter() - started
             truths = [p.labels for p in pairs]
             record = {
@@ -123,6 +136,7 @@ def main() -> None:
                 "diameter": args.diameter,
                 "magnification": args.magnification,
                 "precision": args.precision,
+                "tta": args.tta,
             }
             record["all"] = scores(truths, predictions)
             for group in CLASS_SHARES:
