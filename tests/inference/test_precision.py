@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from napari_segnet.inference.precision import (
+    autocast,
     autocast_dtype,
     cpu_has_bf16_units,
     training_dtype,
@@ -29,3 +30,11 @@ def test_segmentation_on_a_cpu_is_float32_unless_asked():
     assert autocast_dtype("bf16", "cpu") is torch.bfloat16
     with pytest.raises(ValueError, match="must be one of"):
         autocast_dtype("fp8", "cpu")
+
+
+def test_autocast_is_a_context_only_for_a_reduced_format():
+    with autocast("cpu", None):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast(torch.device("cpu"), torch.bfloat16):
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") is torch.bfloat16

@@ -7,6 +7,8 @@ autocasts to bfloat16 where the device computes it natively (see :func:`training
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -46,6 +48,18 @@ def autocast_dtype(precision: str, device):
     if precision == "bf16" and not bf16:
         raise ValueError("This GPU has no bfloat16 support; use --precision fp16 or fp32.")
     return torch.bfloat16 if bf16 else torch.float16
+
+
+def autocast(device, dtype):
+    """Return a context in which ``device`` computes in ``dtype``; None: float32, no context.
+
+    No autocast context at all unless it is used: not every device type supports one.
+    """
+    import torch
+
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def cpu_has_bf16_units() -> bool:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Generator
-from contextlib import nullcontext
 
 import numpy as np
 
 from napari_segnet.progress import Progress
 
 from .augment import check_views, unview, view
-from .precision import autocast_dtype, check_precision
+from .precision import autocast, autocast_dtype, check_precision
 from .resample import resample_window, source_span, zoomed_shape
 
 # The tiling defaults of every entry point (library, CLI, widgets), kept here only.
@@ -394,9 +393,7 @@ class TiledPredictor:
         inputs = torch.from_numpy(batch).to(self.device)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
         device = self.device
-        dtype = autocast_dtype(self.precision, device)
-        # No autocast context at all unless it is used: not every device type supports one.
-        mixed = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+        mixed = autocast(device, autocast_dtype(self.precision, device))
         # Exported models (OnnxModel) return their outputs already activated.
         activated = getattr(self.model, "outputs_activated", False)
         averaged: dict[str, np.ndarray] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_segnet.inference.precision import training_dtype
+from napari_segnet.inference.precision import autocast, training_dtype
 from napari_segnet.io import atomic_path
 from napari_segnet.metrics import evaluate
 from napari_segnet.models.checkpoint import save_model
@@ -122,7 +122,7 @@ def iter_train(
         for step in range(settings.steps_per_epoch):
             batch = [torch.from_numpy(a).to(device) for a in sampler.sample(settings.batch_size)]
             images, classes, weights = batch[:3]
-            with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=bool(dtype)):
+            with autocast(device, dtype):
                 outputs = model(images.contiguous(memory_format=torch.channels_last))
             outputs = {key: value.float() for key, value in outputs.items()}  # the loss in fp32
             loss = segmentation_loss(outputs["instance"], classes, weights, settings.dice_weight)
@@ -184,8 +184,7 @@ def _distillation(teacher, images, logits, dtype):
     """Return the distillation loss of ``logits`` against ``teacher`` on ``images``."""
     import torch
 
-    cast = torch.autocast(images.device.type, dtype=dtype or torch.bfloat16, enabled=bool(dtype))
-    with torch.no_grad(), cast:
+    with torch.no_grad(), autocast(images.device, dtype):
         target = teacher(images.contiguous(memory_format=torch.channels_last))["instance"]
     return distillation_loss(logits, target.float().softmax(dim=1))
 
