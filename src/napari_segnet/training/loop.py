@@ -73,6 +73,11 @@ def iter_train(
     if settings.freeze_encoder:
         model.encoder.requires_grad_(False)
     if teacher is not None:
+        if teacher.config.in_channels != model.config.in_channels:
+            raise ValueError(
+                f"The teacher reads {teacher.config.in_channels} channel(s) and the network "
+                f"{model.config.in_channels}: choose a teacher that reads the same images."
+            )
         if not 0 <= settings.distil_weight <= 1:
             raise ValueError(
                 f"The distillation weight must be within 0–1, not {settings.distil_weight}."

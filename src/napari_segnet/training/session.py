@@ -256,11 +256,6 @@ def iter_training(request: TrainingRequest) -> Generator[Progress, None, dict]:
         from napari_segnet.models import load_model
 
         teacher, _ = load_model(request.teacher)
-        if teacher.config.in_channels != model.config.in_channels:
-            raise ValueError(
-                f"The teacher reads {teacher.config.in_channels} channel(s) and the network "
-                f"{model.config.in_channels}: choose a teacher that reads the same images."
-            )
     provenance = {
         "from": str(request.start) if request.start else None,
         "teacher": str(request.teacher) if request.teacher else None,
