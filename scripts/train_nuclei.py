@@ -46,7 +46,7 @@ from napari_segnet.training.data import (
     size_normalised,
     split_validation,
 )
-from napari_segnet.training.loop import TrainSettings, iter_train
+from napari_segnet.training.loop import TrainSettings, iter_train, validate
 
 SAMPLE_ID = "6fe2df6de1d962b90146c822bcefc84d0d3d6926fdfbacd3acdc9de830ee5622"
 CLASS_SHARES = {"fluo": 0.60, "color": 0.25, "gray_brightbg": 0.15}
@@ -143,6 +143,18 @@ def main() -> None:
         default=TrainSettings.distil_weight,
         help="share of the teacher's term in the loss, with --teacher",
     )
+    parser.add_argument(
+        "--average-decay",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="validate and keep a moving average of the weights with this decay a step (0: none)",
+    )
+    parser.add_argument(
+        "--validate-raw",
+        action="store_true",
+        help="with --average-decay, also validate the weights as they are (ap_mean_raw in the log)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--heads", choices=("classes", "star"), default="classes")
     parser.add_argument("--star-rays", type=int, default=32)
@@ -232,6 +244,7 @@ def main() -> None:
         object_centred=args.object_centred,
         precision=args.precision,
         distil_weight=args.distil_weight,
+        average_decay=args.average_decay,
         **({"scale_range": args.scale_range} if args.scale_range else {}),
     )
     provenance = {
@@ -272,6 +285,9 @@ def main() -> None:
                 "cpu_seconds": round(time.process_time() - cpu_started),
                 **event.info,
             }
+            if event.stage == "validated" and args.validate_raw:  # the model being trained
+                raw = validate(model, validation, device)
+                record |= {"ap50_raw": raw["ap50"], "ap_mean_raw": raw["ap_mean"]}
             print(json.dumps(record), flush=True)
 
     drain(events, log)

@@ -4,7 +4,10 @@
 # 1.10 M parameters), one core each, seed 0, 15 epochs x 40 steps of 8 crops of 256².
 #   training-runs/levers/run.sh ARM
 # ARM: baseline | centred | sizenorm | sizenorm-centred | sizenorm-centred-rgb | sizenorm-bf16
-# Arms train in float32; sizenorm-bf16 is sizenorm with a bfloat16 forward pass.
+#      | sizenorm-bf16-average
+# Arms train in float32; sizenorm-bf16 is sizenorm with a bfloat16 forward pass, and
+# sizenorm-bf16-average the same run validating and keeping a moving average of its weights
+# (and validating the weights as they are too, for the comparison).
 set -euo pipefail
 cd "$(dirname "$0")"
 arm=$1
@@ -15,6 +18,8 @@ case $arm in
     centred) extra=(--object-centred 0.9) ;;
     sizenorm) extra=(--size-normalise 17 --scale-range 0.625,1.6) ;;
     sizenorm-bf16) extra=(--size-normalise 17 --scale-range 0.625,1.6 --precision bf16) ;;
+    sizenorm-bf16-average) extra=(--size-normalise 17 --scale-range 0.625,1.6 --precision bf16
+        --average-decay 0.99 --validate-raw) ;;
     sizenorm-centred) extra=(--size-normalise 17 --scale-range 0.625,1.6 --object-centred 0.9) ;;
     sizenorm-centred-rgb)
         extra=(--size-normalise 17 --scale-range 0.625,1.6 --object-centred 0.9 --rgb) ;;

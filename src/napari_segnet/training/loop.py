@@ -45,6 +45,10 @@ def iter_train(
     weighted by ``settings.distil_weight``); ``info`` then has ``loss_labels``
     and ``loss_teacher`` too.
 
+    With ``settings.average_decay``, an exponential moving average of the
+    weights is what is validated, kept in ``out`` and in the resume file
+    (``"averaged"``); training itself is unchanged by it.
+
     Yields a :class:`Progress` per step (``info`` has ``loss`` and ``epoch``; for
     a model with the star head ``loss`` is the sum of ``loss_classes``, the
     3-class loss, and ``loss_star``, :func:`~napari_segnet.training.losses.star_loss`)
@@ -107,6 +111,11 @@ def iter_train(
         schedule.load_state_dict(saved["schedule"])
         state = saved["state"]
         restore_best_model(saved, out)
+    averaged = _weight_average(model, settings.average_decay)
+    if averaged is not None and resume is not None and "averaged" in saved:
+        averaged.module.load_state_dict(saved["averaged"])
+        averaged.n_averaged.fill_(saved["averaged_steps"])
+    kept = model if averaged is None else averaged.module
 
     provenance = {**(provenance or {}), "settings": asdict(settings)}
     star_rays = model.config.star_rays if model.config.has_star_head else None
@@ -148,17 +157,19 @@ def iter_train(
             loss.backward()
             optimiser.step()
             schedule.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             done = epoch * settings.steps_per_epoch + step + 1
             info = {"loss": loss.item(), **info, "epoch": epoch + 1}
             yield Progress(done, total_steps, "training", info)
 
-        scores = validate(model, validation, device)
+        scores = validate(kept, validation, device)
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, **scores})
         if not validation or scores["ap_mean"] > state["best"]:  # no validation: keep the last
             state["best"], state["best_epoch"] = scores["ap_mean"], epoch + 1
             save_model(
-                model,
+                kept,
                 out,
                 provenance={
                     **provenance,
@@ -175,6 +186,9 @@ def iter_train(
                 "state": state,
                 "settings": asdict(settings),
             }
+            if averaged is not None:
+                checkpoint["averaged"] = averaged.module.state_dict()
+                checkpoint["averaged_steps"] = int(averaged.n_averaged)
             torch.save(checkpoint, resume_file)
         best = {"best": state["best"], "best_epoch": state["best_epoch"]}
         yield Progress(state["epoch"], settings.epochs, "validated", {**scores, **best})
@@ -183,6 +197,17 @@ def iter_train(
         "best_epoch": state["best_epoch"],
         "history": state["history"],
     }
+
+
+def _weight_average(model, decay: float):
+    """Return an exponential moving average of ``model``'s weights and buffers, or None (0)."""
+    if not decay:
+        return None
+    if not 0 < decay < 1:
+        raise ValueError(f"The weight average's decay must be within 0–1, not {decay}.")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _distillation(teacher, images, logits, dtype):

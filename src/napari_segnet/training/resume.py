@@ -46,10 +46,13 @@ def write_compact_resume(
     saved = torch.load(Path(resume), map_location="cpu", weights_only=True)
     compact = {key: saved[key] for key in ("schedule", "state", "settings")}
     compact["model"] = _half(saved["model"])
+    if "averaged" in saved:  # TrainSettings.average_decay: the average goes on too
+        compact["averaged"] = _half(saved["averaged"])
+        compact["averaged_steps"] = saved["averaged_steps"]
     state, best_model = saved["state"], Path(best_model)
     if best_model.is_file():
         metadata = _metadata(best_model.read_bytes())
-        if state["best_epoch"] == state["epoch"]:  # the weights above: keep only its metadata
+        if state["best_epoch"] == state["epoch"]:  # weights kept above: only its metadata
             compact["best_metadata"] = metadata
         else:
             packed = save(_half(load_file(str(best_model))), metadata=metadata)
@@ -75,8 +78,8 @@ def restore_best_model(saved: dict, out: str | os.PathLike) -> bool:
     if "best_model" in saved:
         packed = saved["best_model"].numpy().tobytes()
         tensors, metadata = load(packed), _metadata(packed)
-    elif "best_metadata" in saved:  # the best model is the saved weights themselves
-        tensors, metadata = saved["model"], saved["best_metadata"]
+    elif "best_metadata" in saved:  # the best model is the saved weights (or their average)
+        tensors, metadata = saved.get("averaged", saved["model"]), saved["best_metadata"]
     else:
         return False
     tensors = {

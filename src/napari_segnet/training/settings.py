@@ -55,6 +55,11 @@ class TrainSettings:
         minimum size) of the best model on the validation images
         (:func:`~napari_segnet.training.thresholds.iter_tune_thresholds`;
         watershed models with validation images only).
+    average_decay : float
+        Keep an exponential moving average of the weights (and batch-norm
+        statistics) with this decay per step, and validate and keep it instead
+        of the weights as they are (0: none). 0.998 averages over about the last
+        500 steps.
     precision : str
         ``auto``, ``fp32`` or ``bf16``: the number format of the forward pass
         (see :func:`~napari_segnet.inference.precision.training_dtype`; ``auto``
@@ -79,6 +84,7 @@ class TrainSettings:
     anchor: float = 0.0
     distil_weight: float = 0.5
     tune_thresholds: bool = False
+    average_decay: float = 0.0
     precision: str = "auto"
     seed: int = 0
 
