@@ -1,7 +1,7 @@
 """Accuracy and speed of the segmentation engine, with a classical baseline measured alongside.
 
     python benchmarks/bench_segment.py --data ../shared/data/dsb2018/train [--model nuclei]
-        [--device cpu] [--threads 2] [--size 2048] [--diameter auto|none] [--precision P]
+        [--device cpu] [--threads 2] [--size 2048] [--diameter auto|none] [--precision P] [--store]
 
 Accuracy: the model's held-out report images (listed in the model file: the images nothing was
 chosen on; models without that list name their validation images instead), per modality,
@@ -9,7 +9,9 @@ pooled AP at IoU 0.5…0.9 (StarDist's conventions), for the network and for Ots
 distance-transform watershed. Speed: end to end (read TIFF → normalise → network → instances
 → write TIFF) on a large fluorescence mosaic, in megapixels per second, with the baseline on
 the same image. `--diameter` is segmentation's object size: `auto` (the default, as users get
-it: measured on each image first) or `none` (images as they are).
+it: measured on each image first) or `none` (images as they are). `--store` writes the speed
+into the model file (`provenance["speed"]`, its weights untouched), where `napari-segnet models`
+shows it; run it on an otherwise idle machine.
 """
 
 import argparse
@@ -35,6 +37,7 @@ from napari_segnet.io import read_image, write_labels
 from napari_segnet.metrics import evaluate
 from napari_segnet.models import load_model
 from napari_segnet.models.bundled import resolve_model
+from napari_segnet.models.model_file import update_provenance
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -107,7 +110,10 @@ def mosaic(data: Path, ids: list[str], size: int) -> np.ndarray:
     return canvas
 
 
-def speed(model, device, image: np.ndarray, repeats: int, settings: SegmentSettings) -> None:
+def speed(
+    model, device, image: np.ndarray, repeats: int, settings: SegmentSettings
+) -> dict[str, float]:
+    """Print and return the end-to-end throughput (MP/s) of the model and of the baseline."""
     megapixels = image.size / 1e6
     with tempfile.TemporaryDirectory() as folder:
         source, target = Path(folder) / "large.tif", Path(folder) / "large_labels.tif"
@@ -120,6 +126,7 @@ def speed(model, device, image: np.ndarray, repeats: int, settings: SegmentSetti
         def baseline():
             write_labels(target, otsu_watershed(np.asarray(read_image(source).data)))
 
+        throughput = {}
         for name, run in (
             ("napari-segnet (end to end)", end_to_end),
             ("Otsu + watershed (end to end)", baseline),
@@ -135,6 +142,8 @@ def speed(model, device, image: np.ndarray, repeats: int, settings: SegmentSetti
                 f"| {name} | {device} | {image.shape[0]}×{image.shape[1]} | {best:.2f} s | "
                 f"{megapixels / best:.2f} MP/s |"
             )
+            throughput[name] = round(megapixels / best, 2)
+    return throughput
 
 
 def main() -> None:
@@ -148,6 +157,7 @@ def main() -> None:
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--diameter", choices=("auto", "none"), default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument("--store", action="store_true", help="write the speed into the model file")
     args = parser.parse_args()
     settings = SegmentSettings(
         diameter=None if args.diameter == "none" else "auto", precision=args.precision
@@ -169,7 +179,21 @@ def main() -> None:
         print(f"\nAccuracy on the {len(ids)} {split} images of model {args.model!r}:\n")
         accuracy(model, device, args.data, ids, settings)
     print("\n| pipeline | device | image | time | throughput |\n|---|---|---|---:|---:|")
-    speed(model, device, mosaic(args.data, ids, args.size), args.repeats, settings)
+    image = mosaic(args.data, ids, args.size)
+    throughput = speed(model, device, image, args.repeats, settings)
+    if args.store:
+        measured = {
+            "megapixels_per_second": throughput["napari-segnet (end to end)"],
+            "otsu_watershed_megapixels_per_second": throughput["Otsu + watershed (end to end)"],
+            "image": f"{image.shape[0]}×{image.shape[1]} fluorescence mosaic, end to end",
+            "device": str(device),
+            "threads": threads,
+            "cpu": cpu,
+            "diameter": args.diameter,
+            "precision": args.precision,
+            "measured": time.strftime("%Y-%m-%d"),
+        }
+        update_provenance(resolve_model(args.model), speed=measured)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ from napari_segnet.inference.diameter import iter_estimate_diameter
 from napari_segnet.inference.precision import PRECISIONS
 from napari_segnet.inference.segment import instance_settings_of, segment_normalised
 from napari_segnet.metrics import evaluate
-from napari_segnet.models import load_model, save_model
+from napari_segnet.models import load_model
+from napari_segnet.models.model_file import update_provenance
 from napari_segnet.progress import drain
 from napari_segnet.training.data import median_diameter, zoomed
 
@@ -113,8 +114,7 @@ def main() -> None:
         rows = random.Random(0).sample(rows, min(args.sample, len(rows)))
     loaded, sized = pairs_by_channels(args.data, rows), {}
     for path in args.models:
-        model, provenance = load_model(path)
-        model.eval()
+        model = load_model(path)[0].eval()
         channels = model.config.in_channels
         if channels not in sized:
             pairs = loaded(channels)
@@ -150,7 +150,7 @@ def main() -> None:
             print(json.dumps(record), flush=True)
             if args.store:
                 kept = {k: v for k, v in record.items() if k not in ("model", "seconds")}
-                save_model(model, path, provenance={**provenance, "report": kept})
+                update_provenance(path, report=kept)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,28 @@ def test_models_quotes_the_report_split_score_where_a_model_file_has_one(run_cli
     assert "validation AP@0.5 0.610" in rows["mine"] and "report AP" not in rows["mine"]
 
 
+def test_models_shows_a_speed_stored_in_a_model_file_whose_weights_stay_the_same(
+    run_cli, tmp_path
+):
+    from napari_segnet.models import ModelConfig, create_model, model_identity, save_model
+    from napari_segnet.models.model_file import update_provenance
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = save_model(create_model(ModelConfig()), folder / "mine.safetensors", provenance={})
+    tensors_before = path.read_bytes()[-4096:]
+    identity = model_identity(path)
+    speed = {"megapixels_per_second": 2.154, "device": "cpu", "threads": 2}
+    update_provenance(path, speed=speed)
+    assert path.read_bytes()[-4096:] == tensors_before  # the tensors follow the header
+    assert model_identity(path).sha256 == identity.sha256
+    env = {**os.environ, "NAPARI_SEGNET_MODELS": str(folder)}
+    result = run_cli("models", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "2.15 MP/s on cpu × 2 threads" in rows["mine"]
+
+
 def test_measure_writes_physical_units_and_every_channel(run_cli, calibrated_pair, tmp_path):
     image_path, labels_path, image, labels = calibrated_pair
     out = tmp_path / "results" / "table.csv"

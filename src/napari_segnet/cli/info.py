@@ -71,13 +71,27 @@ def published_ap50(provenance: dict) -> str:
     return f"validation AP@0.5 {scores['ap50']:.3f}" if "ap50" in scores else ""
 
 
+def published_speed(provenance: dict) -> str:
+    """Return the end-to-end speed a model file records (``benchmarks/bench_segment.py --store``).
+
+    E.g. ``2.15 MP/s on cpu × 2 threads``; empty when it was never measured.
+    """
+    speed = provenance.get("speed", {})
+    if "megapixels_per_second" not in speed:
+        return ""
+    where = speed.get("device", "?")
+    if where == "cpu" and speed.get("threads"):
+        where = f"cpu × {speed['threads']} threads"
+    return f"{speed['megapixels_per_second']:.2f} MP/s on {where}"
+
+
 def run_models(args: argparse.Namespace) -> int:
     """List the bundled models, each version, and the user models.
 
     One line per loadable name: a bundled model's plain name says which version it
     loads (the newest), then each ``name@N`` and each user model with its encoder,
-    size, weights hash (the first 16 hex digits that outputs record), held-out score
-    and file.
+    size, weights hash (the first 16 hex digits that outputs record), held-out score,
+    measured speed and file.
     """
     from napari_segnet.models.bundled import (
         bundled_models,
@@ -102,7 +116,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def _print_model(name: str, kind: str, path) -> None:
-    """Print one model's line: encoder, size, weights hash, held-out score and file."""
+    """Print one model's line: encoder, size, weights hash, held-out score, speed and file."""
     from napari_segnet.models import ModelLoadError, read_model_file
     from napari_segnet.models.identity import file_identity
     from napari_segnet.models.onnx_model import is_exported, load_onnx_model
@@ -120,6 +134,13 @@ def _print_model(name: str, kind: str, path) -> None:
     except ModelLoadError as error:
         print(f"{name:<12} {kind:<8} unusable: {error}")
         return
-    ap = published_ap50(provenance)
-    digest = f"sha256 {identity.short_sha256}"
-    print(f"{name:<12} {kind:<8} {config.encoder:<9} {size}  {digest}  {ap}  {path}")
+    facts = "  ".join(
+        fact
+        for fact in (
+            f"sha256 {identity.short_sha256}",
+            published_ap50(provenance),
+            published_speed(provenance),
+        )
+        if fact
+    )
+    print(f"{name:<12} {kind:<8} {config.encoder:<9} {size}  {facts}  {path}")

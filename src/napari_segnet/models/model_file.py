@@ -54,6 +54,27 @@ def save_model(model, path: str | os.PathLike, *, provenance: dict[str, Any] | N
     return path
 
 
+def update_provenance(path: str | os.PathLike, **entries) -> Path:
+    """Add or replace entries of a model file's provenance; its weights stay byte for byte.
+
+    For facts measured after a model is made (held-out scores, speed). The
+    weights hash that outputs record ignores metadata, so the model stays the
+    same model.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+        state = {key: handle.get_tensor(key) for key in handle.keys()}
+    provenance = {**json.loads(metadata.get("provenance", "{}")), **entries}
+    metadata["provenance"] = json.dumps(provenance, default=str)
+    with atomic_path(path) as temporary:
+        save_file(state, str(temporary), metadata=metadata)
+    return path
+
+
 def read_model_file(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any], dict]:
     """Read config, provenance and weights (as CPU tensors) from a model file.
 
