@@ -24,6 +24,8 @@ from .settings import TrainSettings, default_settings
 
 __all__ = ["TrainSettings", "default_settings", "iter_train", "validate"]
 
+STATISTICS_BATCHES = 16  # batches that measure a weight average's batch-norm statistics
+
 
 def iter_train(
     model,
@@ -47,7 +49,9 @@ def iter_train(
 
     With ``settings.average_decay``, an exponential moving average of the
     weights is what is validated, kept in ``out`` and in the resume file
-    (``"averaged"``); training itself is unchanged by it.
+    (``"averaged"``); training itself is unchanged by it. Its batch-norm
+    statistics are measured again each epoch on :data:`STATISTICS_BATCHES` more
+    training batches: those of the weights as they are do not fit their average.
 
     Yields a :class:`Progress` per step (``info`` has ``loss`` and ``epoch``; for
     a model with the star head ``loss`` is the sum of ``loss_classes``, the
@@ -65,6 +69,7 @@ def iter_train(
 
     """
     import torch
+    from torch.optim.swa_utils import update_bn
 
     out = Path(out)
     _check_channels(model.config.in_channels, [*train, *validation])
@@ -163,6 +168,15 @@ def iter_train(
             info = {"loss": loss.item(), **info, "epoch": epoch + 1}
             yield Progress(done, total_steps, "training", info)
 
+        if averaged is not None:
+            batches = (
+                torch.from_numpy(sampler.sample(settings.batch_size)[0])
+                .to(device)
+                .contiguous(memory_format=torch.channels_last)
+                for _ in range(STATISTICS_BATCHES)
+            )
+            with torch.no_grad(), autocast(device, dtype):
+                update_bn(batches, averaged.module)
         scores = validate(kept, validation, device)
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, **scores})
@@ -200,14 +214,14 @@ def iter_train(
 
 
 def _weight_average(model, decay: float):
-    """Return an exponential moving average of ``model``'s weights and buffers, or None (0)."""
+    """Return an exponential moving average of ``model``'s weights, or None (decay 0)."""
     if not decay:
         return None
     if not 0 < decay < 1:
         raise ValueError(f"The weight average's decay must be within 0–1, not {decay}.")
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
 def _distillation(teacher, images, logits, dtype):
