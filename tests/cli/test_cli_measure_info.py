@@ -111,9 +111,7 @@ def test_models_quotes_the_report_split_score_where_a_model_file_has_one(run_cli
     assert "validation AP@0.5 0.610" in rows["mine"] and "report AP" not in rows["mine"]
 
 
-def test_models_shows_a_speed_stored_in_a_model_file_whose_weights_stay_the_same(
-    run_cli, tmp_path
-):
+def test_models_shows_a_speed_stored_in_a_model_file_whose_weights_stay_the_same(run_cli, tmp_path):
     from napari_segnet.models import ModelConfig, create_model, model_identity, save_model
     from napari_segnet.models.model_file import update_provenance
 
