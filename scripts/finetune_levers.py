@@ -47,6 +47,8 @@ ARMS = {
     "sizenorm-thresholds": {"size_normalise": True, "tune_thresholds": True},
     # The model as it was teaches the one being fine-tuned (learning without forgetting).
     "sizenorm-self-teacher": {"size_normalise": True, "teacher": "start"},
+    # A moving average of the weights (about the last 50 steps) is validated and kept.
+    "sizenorm-average": {"size_normalise": True, "average_decay": 0.98},
 }
 SCORES = {"AP@0.5": [0], "AP@0.75": [5], "mean AP": slice(None)}  # indices of the thresholds
 

@@ -131,6 +131,21 @@ def test_models_shows_a_speed_stored_in_a_model_file_whose_weights_stay_the_same
     assert "2.15 MP/s on cpu × 2 threads" in rows["mine"]
 
 
+def test_a_reader_that_goes_away_stops_the_listing_quietly():
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `napari-segnet models | head -1` once head has its line
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "napari_segnet.cli", "models"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
 def test_measure_writes_physical_units_and_every_channel(run_cli, calibrated_pair, tmp_path):
     image_path, labels_path, image, labels = calibrated_pair
     out = tmp_path / "results" / "table.csv"

@@ -3,12 +3,15 @@
 One module per sub-command (``segment``, ``measure``, ``train``, ``evaluate``,
 ``export-model``, ``info`` with ``models``); what they share is in ``common``. Errors a user can
 cause end in one sentence on stderr and exit status 1 (2 for wrong arguments);
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead. When the reader of the output goes away
+(``napari-segnet models | head -1``), the command stops quietly with status 141, as
+command-line tools killed by SIGPIPE do.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,10 +31,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.run(args) or 0
+        status = args.run(args) or 0
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return status
     except KeyboardInterrupt:
         print("napari-segnet: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Nothing reads the output any more: no message, and no second error when Python
+        # flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as error:
         if args.debug:
             raise
