@@ -9,10 +9,12 @@ each fold an arm fine-tunes the model on the fold's five images through the code
 widget and `train --from` run (`training.session.iter_training`, so a recipe's validation
 split is the one a user gets) and the fine-tuned model segments the other ten as a user would
 (automatic object size, the model's thresholds). Each image is thus scored twice, by models
-that never saw it. `none` scores the model as it is. Per image TP / FP / FN at each IoU are
-written to `OUT/ARM.json` (a finished fold is not run again); `--table` prints pooled AP@0.5,
-AP@0.75 and mean AP of each arm against `none` with a 95 % paired bootstrap interval over the
-(fold, image) scores.
+that never saw it. `none` scores the model as it is. `--diameter oracle` scores with each
+image's true nucleus size instead (records `OUT/ARM-oracle.json`; a fine-tuned model already
+in OUT is scored, not trained again), which tells segmentation from the size estimate.
+Per image TP / FP / FN at each IoU are written to `OUT/ARM.json` (a finished fold is not run
+again); `--table` prints pooled AP@0.5, AP@0.75 and mean AP of each arm against `none` with a
+95 % paired bootstrap interval over the (fold, image) scores.
 """
 
 import argparse
@@ -50,6 +52,7 @@ ARMS = {
     # A moving average of the weights (about the last 50 steps) is validated and kept.
     "sizenorm-average": {"size_normalise": True, "average_decay": 0.98},
 }
+RECORD_SUFFIX = {"auto": "", "oracle": "-oracle"}  # how test images are sized, and their record
 SCORES = {"AP@0.5": [0], "AP@0.75": [5], "mean AP": slice(None)}  # indices of the thresholds
 
 
@@ -93,25 +96,26 @@ def fine_tuned(model_path: Path, rows: list[dict], root: Path, arm: dict, out: P
     return out
 
 
-def run_arm(name: str, model_path: Path, root: Path, out: Path) -> None:
-    record_path = out / f"{name}.json"
+def run_arm(name: str, model_path: Path, root: Path, out: Path, diameter: str = "auto") -> None:
+    record_path = out / f"{name}{RECORD_SUFFIX[diameter]}.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"folds": {}}
     folds = colour_folds(root)
     for k, fold in enumerate(folds):
         if str(k) in record["folds"]:
             continue
         started = time.process_time()
+        trained = out / f"{name}-fold{k}.safetensors"
         if ARMS[name] is None:
             path = model_path
+        elif diameter != "auto" and trained.exists():
+            path = trained
         else:
-            path = fine_tuned(
-                model_path, fold, root, ARMS[name], out / f"{name}-fold{k}.safetensors"
-            )
+            path = fine_tuned(model_path, fold, root, ARMS[name], trained)
         seconds = time.process_time() - started
         model, _ = load_model(path)
         test = [r for j, other in enumerate(folds) if j != k for r in other]
         pairs = load_pairs(root, test, model.config.in_channels)
-        found = segmented(model.eval(), pairs, "auto")
+        found = segmented(model.eval(), pairs, diameter)
         record["folds"][str(k)] = {
             "cpu_seconds": round(seconds),
             "images": [r["id"] for r in test],
@@ -121,17 +125,17 @@ def run_arm(name: str, model_path: Path, root: Path, out: Path) -> None:
         print(name, k, f"{seconds:.0f} CPU s", flush=True)
 
 
-def counts(out: Path, name: str) -> np.ndarray:
-    record = json.loads((out / f"{name}.json").read_text())
+def counts(out: Path, name: str, diameter: str = "auto") -> np.ndarray:
+    record = json.loads((out / f"{name}{RECORD_SUFFIX[diameter]}.json").read_text())
     return np.array([c for k in sorted(record["folds"]) for c in record["folds"][k]["counts"]])
 
 
-def table(arms: list[str], out: Path, resamples: int = 2000) -> None:
-    reference = counts(out, "none")
+def table(arms: list[str], out: Path, diameter: str = "auto", resamples: int = 2000) -> None:
+    reference = counts(out, "none", diameter)
     print("| recipe | score | model as it is | fine-tuned | Δ (95 % interval) | better / worse |")
     print("|---|---|---:|---:|---:|---:|")
     for name in arms:
-        candidate = counts(out, name)
+        candidate = counts(out, name, diameter)
         for score, thresholds in SCORES.items():
             before, after = mean_ap(reference, thresholds), mean_ap(candidate, thresholds)
             low, high = paired_bootstrap(candidate, reference, resamples, thresholds=thresholds)
@@ -152,18 +156,19 @@ def main() -> None:
     parser.add_argument("--model", default="nuclei", help="a bundled name or a model file")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018/train"))
     parser.add_argument("--out", type=Path, default=Path("training-runs/finetune"))
+    parser.add_argument("--diameter", choices=tuple(RECORD_SUFFIX), default="auto")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
     out = args.out
     if args.table:
-        table(args.arms, out)
+        table(args.arms, out, args.diameter)
         return
     out.mkdir(parents=True, exist_ok=True)
     model_path = Path(args.model)
     if not model_path.exists():
         model_path = bundled_model_path(args.model)
     for name in args.arms:
-        run_arm(name, model_path, args.data, out)
+        run_arm(name, model_path, args.data, out, args.diameter)
 
 
 if __name__ == "__main__":
