@@ -69,7 +69,6 @@ def iter_train(
 
     """
     import torch
-    from torch.optim.swa_utils import update_bn
 
     out = Path(out)
     _check_channels(model.config.in_channels, [*train, *validation])
@@ -169,14 +168,7 @@ def iter_train(
             yield Progress(done, total_steps, "training", info)
 
         if averaged is not None:
-            batches = (
-                torch.from_numpy(sampler.sample(settings.batch_size)[0])
-                .to(device)
-                .contiguous(memory_format=torch.channels_last)
-                for _ in range(STATISTICS_BATCHES)
-            )
-            with torch.no_grad(), autocast(device, dtype):
-                update_bn(batches, averaged.module)
+            _measure_statistics(averaged.module, sampler, settings.batch_size, device, dtype)
         scores = validate(kept, validation, device)
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, **scores})
@@ -222,6 +214,21 @@ def _weight_average(model, decay: float):
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+
+def _measure_statistics(model, sampler, batch_size: int, device, dtype) -> None:
+    """Measure ``model``'s batch-norm statistics on :data:`STATISTICS_BATCHES` training batches."""
+    import torch
+    from torch.optim.swa_utils import update_bn
+
+    batches = (
+        torch.from_numpy(sampler.sample(batch_size)[0])
+        .to(device)
+        .contiguous(memory_format=torch.channels_last)
+        for _ in range(STATISTICS_BATCHES)
+    )
+    with torch.no_grad(), autocast(device, dtype):
+        update_bn(batches, model)
 
 
 def _distillation(teacher, images, logits, dtype):
