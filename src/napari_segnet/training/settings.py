@@ -56,10 +56,10 @@ class TrainSettings:
         (:func:`~napari_segnet.training.thresholds.iter_tune_thresholds`;
         watershed models with validation images only).
     average_decay : float
-        Keep an exponential moving average of the weights (and batch-norm
-        statistics) with this decay per step, and validate and keep it instead
-        of the weights as they are (0: none). 0.998 averages over about the last
-        500 steps.
+        Keep an exponential moving average of the weights with this decay per
+        step, and validate and keep it instead of the weights as they are (0:
+        none); its batch-norm statistics are measured again on training crops
+        each epoch. 0.998 averages over about the last 500 steps.
     precision : str
         ``auto``, ``fp32`` or ``bf16``: the number format of the forward pass
         (see :func:`~napari_segnet.inference.precision.training_dtype`; ``auto``
